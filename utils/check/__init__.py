@@ -1,0 +1,32 @@
+"""Auto-checks for the course's exercises.
+
+In a notebook::
+
+    from utils import check
+    rnn_step_forward = check("rnn_step_forward", rnn_step_forward)   # shows a pass/fail box
+
+`check(name, fn)` returns `fn` once it passes and the reference implementation until then.
+`check.run(name, fn)` returns a Result (`.passed`, `.message`) and shows nothing.
+`check.EXERCISES` names every exercise. From the shell: `python -m utils.check NOTEBOOK...`.
+"""
+
+import sys
+import types
+
+from . import rnn_basics  # noqa: F401  (registers notebook 01's exercises)
+from .core import Result, exercises, get, run
+from .core import check as _check
+
+EXERCISES = tuple(ex.name for ex in exercises())
+
+__all__ = ["EXERCISES", "Result", "exercises", "get", "run"]
+
+
+class _CallableModule(types.ModuleType):
+    """Lets the module itself be called, so notebooks write `check("name", fn)`."""
+
+    def __call__(self, name, fn):
+        return _check(name, fn)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,133 @@
+"""Reusable tests: run the learner's function and the reference on the same fresh random inputs.
+
+Inputs are drawn from an unseeded generator on every run, so a function that returns memorised
+numbers cannot pass; the learner always gets private copies, so modifying an input in place is
+caught instead of silently corrupting the comparison.
+"""
+
+import copy
+
+import numpy as np
+
+from .compare import Failure, assert_close
+from .core import LearnerError, call_learner
+
+
+def describe_inputs(args):
+    return ", ".join(
+        f"{k}: {v.dtype} {v.shape}" if isinstance(v, np.ndarray) else f"{k}={v!r}"
+        for k, v in args.items()
+        if not isinstance(v, np.random.Generator)
+    )
+
+
+def call_checked(fn, args):
+    """Call `fn(*copies of args)` and fail if it changed any of its inputs.
+
+    Arguments go by position, so the learner may name the parameters as they like.
+    """
+    mine = copy.deepcopy(args)
+    try:
+        out = call_learner(fn, *mine.values())
+    except LearnerError as err:
+        err.inputs = describe_inputs(args)
+        raise
+    for k, v in args.items():
+        if isinstance(v, np.ndarray) and not np.array_equal(v, mine[k], equal_nan=True):
+            raise Failure(
+                f"Your function modified its input `{k}` in place.",
+                "Use `x = x + 1` rather than `x += 1` on an input, or work on a copy.",
+            )
+    return out
+
+
+def returns(*names):
+    """Output spec for a function returning the tuple `names`; entries named "cache" are not compared."""
+    listed = ", ".join(names)
+
+    def select(result):
+        if not isinstance(result, tuple) or len(result) != len(names):
+            got = f"a tuple of length {len(result)}" if isinstance(result, tuple) else type(result).__name__
+            raise Failure(
+                f"Expected the function to return a tuple ({listed}); got {got}.",
+                f"End your function with `return {listed}`.",
+            )
+        return {n: v for n, v in zip(names, result, strict=True) if n != "cache"}
+
+    return select
+
+
+def value_test(make_args, select, rtol, atol=0.0, locate=None, hint=None):
+    """A test comparing every selected output with the reference's.
+
+    make_args(rng) -> dict of keyword arguments; select(result) -> {output name: value};
+    locate(index, name) -> a hint from where the first wrong value sits (e.g. "step 0 is right");
+    hint: what to look at when this test fails for no recognised reason.
+    """
+
+    def test(fn, ex):
+        args = make_args(np.random.default_rng())
+        expected = select(ex.reference(*copy.deepcopy(args).values()))
+        got = select(call_checked(fn, args))
+        try:
+            for name, value in expected.items():
+                assert_close(name, got[name], value, rtol, atol)
+        except Failure as f:
+            known = _known_mistake(ex, args, got, select)
+            if known:
+                f.hint = known
+            elif locate is not None and f.index is not None:
+                f.hint = locate(f.index, name) or f.hint
+            elif hint:
+                f.hint = hint
+            f.message += f"\nInputs: {describe_inputs(args)}"
+            raise
+
+    return test
+
+
+def _known_mistake(ex, args, got, select):
+    """The hint of the registered mistake whose output equals the learner's, if any."""
+    for wrong, hint in ex.mistakes:
+        try:
+            theirs = select(wrong(*copy.deepcopy(args).values()))
+            for name, value in theirs.items():
+                assert_close(name, got[name], value, 1e-6, 1e-9)
+        except Exception:
+            continue
+        return hint
+    return None
+
+
+def numeric_gradient_test(make_args, loss_and_grad, wrt, threshold=1e-6):
+    """Compare the learner's analytic gradient with centred differences of the learner's own loss.
+
+    loss_and_grad(result) -> (scalar loss, gradient with respect to args[wrt]).
+    The error is measured relative to the largest gradient entry, since tiny entries carry
+    finite-difference noise that an element-wise relative error would blow up.
+    """
+    from ..gradcheck import numerical_gradient
+
+    def test(fn, ex):
+        args = make_args(np.random.default_rng())
+        _, grad = loss_and_grad(call_checked(fn, args))
+
+        def f(x):
+            return loss_and_grad(call_learner(fn, *{**args, wrt: x}.values()))[0]
+
+        num = numerical_gradient(f, args[wrt].copy())
+        analytic = np.asarray(grad, dtype=np.float64)
+        if analytic.shape != num.shape:
+            raise Failure(f"The gradient has shape {analytic.shape}; expected {num.shape}.")
+        err = np.max(np.abs(analytic - num)) / max(1e-12, np.max(np.abs(num)), np.max(np.abs(analytic)))
+        if not err < threshold:
+            idx = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(analytic - num)), num.shape))
+            raise Failure(
+                f"Your gradient disagrees with the numerical gradient of your own loss: max difference "
+                f"{err:.2e} of the largest entry (allowed {threshold:.0e}); worst at index {idx}: "
+                f"numerical {num[idx]:.6g}, yours {analytic[idx]:.6g}.\nInputs: {describe_inputs(args)}",
+                "If the loss is right (it passed above), the gradient formula is off: softmax minus "
+                "one-hot, masked, divided by N.",
+            )
+
+    return test
