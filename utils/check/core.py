@@ -186,7 +186,7 @@ def run(name, fn):
         result.status, result.detail = FAILED, f"Expected a function, got {type(fn).__name__}."
         statuses[0][1] = FAILED
     else:
-        for i, (title, test) in enumerate(ex.tests):
+        for i, (_, test) in enumerate(ex.tests):
             try:
                 with np.errstate(all="ignore"):
                     test(fn, ex)
