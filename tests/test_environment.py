@@ -1,0 +1,39 @@
+"""The set-up files agree with each other and with the README's promises."""
+
+import re
+import tomllib
+
+import yaml
+
+from utils.lectures import ROOT
+
+
+def _pins():
+    return set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+
+
+def test_environment_yml_installs_the_same_pins_as_pyproject():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert "python=3.11" in conda
+    assert {p for p in pip if "==" in p} == _pins()
+    assert "-e ." in pip  # so `from utils import ...` works on Binder too
+
+
+def test_every_runtime_dependency_is_pinned_exactly():
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*", p) for p in _pins())
+    test_deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
+    assert all("==" in p for p in test_deps)
+
+
+def test_readme_gives_the_two_commands_and_ci_runs_the_test_one():
+    readme = (ROOT / "README.md").read_text()
+    assert "make lab" in readme and "make test" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_make_test_runs_lectures_in_fast_mode_and_solutions_in_full():
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"COURSE_FAST=1 .*pytest .*lectures", makefile)
+    assert re.search(r"COURSE_FAST=0 .*pytest .*solutions", makefile)

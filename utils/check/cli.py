@@ -1,0 +1,140 @@
+"""The instructors' command line: run the checks of whole notebooks and report per exercise.
+
+    python -m utils.check lectures/01_*.ipynb submissions/ [--json] [--timeout S] [--full]
+
+Each notebook runs top to bottom in a fresh kernel, on a temporary copy in a temporary folder (the
+submission is never written to), in fast mode unless --full. Every `check(...)` the notebook makes is
+recorded; exercises it never reached are "not run". A notebook that is not valid JSON, raises in a
+cell, or runs past --timeout is reported as such, and the run goes on with the next one.
+Exit status 0 only when every notebook ran cleanly and every exercise passed.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from .core import PASSED, exercises
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def notebook_paths(args):
+    """The .ipynb files named, and those under the folders named (checkpoints skipped)."""
+    paths = []
+    for arg in map(Path, args):
+        if arg.is_dir():
+            paths += sorted(p for p in arg.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+        else:
+            paths.append(arg)
+    return paths
+
+
+def notebook_number(nb, path):
+    """The course notebook a file is, from its metadata (survives renaming) or its name."""
+    number = nb.metadata.get("course", {}).get("notebook")
+    if number is None:
+        match = re.search(r"(?:^|\D)(\d\d)_", path.name)
+        number = match.group(1) if match else None
+    return number
+
+
+def check_notebook(path, timeout=600, fast=True):
+    """Run one notebook; return a report dict (path, status, detail, seconds, exercises)."""
+    report = {"path": str(path), "status": "ok", "detail": "", "seconds": 0.0, "exercises": []}
+    try:
+        nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+        nbformat.validate(nb)
+    except Exception as exc:
+        report.update(status="invalid", detail=f"not a valid notebook: {str(exc).splitlines()[0][:200]}")
+        return report
+    expected = [ex.name for ex in exercises() if ex.notebook == notebook_number(nb, path)]
+
+    with tempfile.TemporaryDirectory(prefix="course-check-") as tmp:
+        copy, log = Path(tmp) / path.name, Path(tmp) / "checks.jsonl"
+        shutil.copyfile(path, copy)
+        env = {**os.environ, "COURSE_CHECK_LOG": str(log), "COURSE_FAST": "1" if fast else "0",
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+               "MPLBACKEND": "Agg"}
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "utils.check.execute", str(copy), str(timeout)], cwd=tmp,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the kernel is in the same session: it goes too
+            proc.communicate()
+            report.update(status="timeout", detail=f"still running after {timeout} s; stopped")
+        else:
+            if proc.returncode != 0:
+                last = (err.strip().splitlines() or ["no output"])[-1]
+                report.update(status="crashed", detail=f"the notebook could not be run: {last[:300]}")
+            else:
+                errors = json.loads(out.strip().splitlines()[-1])["errors"]
+                if errors:
+                    e = errors[0]
+                    report.update(status="raised", detail=f"{len(errors)} cell(s) raised; first: code cell "
+                                  f"{e['cell']}: {e['ename']}: {e['evalue'][:200]}")
+        report["seconds"] = round(time.perf_counter() - start, 1)
+        seen = {}
+        if log.exists():
+            for line in log.read_text(encoding="utf-8").splitlines():
+                entry = json.loads(line)
+                seen[entry["exercise"]] = entry
+    for name in expected + [n for n in seen if n not in expected]:
+        entry = seen.get(name, {"exercise": name, "status": "not run",
+                                "message": "the notebook never reached this exercise's check"})
+        report["exercises"].append(entry)
+    return report
+
+
+def format_table(reports):
+    lines = []
+    for r in reports:
+        lines.append(f"{r['path']}: {r['status']} ({r['seconds']} s)" + (f" - {r['detail']}" if r["detail"] else ""))
+        for e in r["exercises"]:
+            lines_ = e["message"].splitlines()
+            first = lines_[1] if e["status"] in ("failed", "error") and len(lines_) > 1 else ""
+            lines.append(f"    {e['exercise']:<28} {e['status']:<16} {first[:110]}".rstrip())
+    statuses = [e["status"] for r in reports for e in r["exercises"]]
+    counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
+    lines.append(f"{len(reports)} notebook(s), {len(statuses)} exercise result(s): {counts or 'none'}")
+    return "\n".join(lines)
+
+
+def all_passed(reports):
+    return all(r["status"] == "ok" and all(e["status"] == PASSED for e in r["exercises"]) for r in reports)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m utils.check", description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", help="notebooks, or folders of notebooks")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook (default 600)")
+    parser.add_argument("--full", action="store_true", help="run training at full length, not in fast mode")
+    args = parser.parse_args(argv)
+    reports = []
+    for path in notebook_paths(args.paths):
+        if not path.exists():
+            reports.append({"path": str(path), "status": "missing", "detail": "no such file", "seconds": 0.0,
+                            "exercises": []})
+            continue
+        reports.append(check_notebook(path, args.timeout, fast=not args.full))
+        if not args.json:
+            print(format_table(reports[-1:]).rsplit("\n", 1)[0], flush=True)
+    ok = all_passed(reports)
+    if args.json:
+        print(json.dumps({"passed": ok, "notebooks": reports}, indent=2))
+    else:
+        print(format_table(reports).rsplit("\n", 1)[1])
+    return 0 if ok else 1
