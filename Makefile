@@ -7,6 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval-lax --nbval-current-env
 LAB_PORT ?= 8888
+LAB_ARGS ?=
 
 .PHONY: env lab test unit notebooks lectures lint
 
@@ -18,7 +19,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 lab: env
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=lectures --ServerApp.port=$(LAB_PORT)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=lectures --ServerApp.port=$(LAB_PORT) $(LAB_ARGS)
 
 test: lint unit notebooks
 
