@@ -104,7 +104,7 @@ def call_learner(fn, *args, **kwargs):
         raise LearnerError(exc) from exc
 
 
-@dataclass
+@dataclass(repr=False)
 class Result:
     """What one check found. `passed` and `message` are the programmatic interface."""
 
@@ -153,6 +153,8 @@ class Result:
     def __str__(self):
         mark = {PASSED: "PASS", NOT_IMPLEMENTED: "TODO"}.get(self.status, "FAIL")
         return f"[{mark}] {self.message}"
+
+    __repr__ = __str__  # the text/plain form a front end without HTML shows
 
     def _repr_html_(self):
         colour = {PASSED: "#1a7f37", NOT_IMPLEMENTED: "#9a6700"}.get(self.status, "#cf222e")
