@@ -22,6 +22,7 @@ _REGISTRY = {}
 _UTILS_DIR = str(Path(__file__).resolve().parents[1])
 
 PASSED, FAILED, NOT_IMPLEMENTED, ERROR = "passed", "failed", "not implemented", "error"
+GREEN, AMBER, RED, GREY = "#1a7f37", "#9a6700", "#cf222e", "#57606a"
 
 
 @dataclass
@@ -157,17 +158,16 @@ class Result:
     __repr__ = __str__  # the text/plain form a front end without HTML shows
 
     def _repr_html_(self):
-        colour = {PASSED: "#1a7f37", NOT_IMPLEMENTED: "#9a6700"}.get(self.status, "#cf222e")
+        colour = {PASSED: GREEN, NOT_IMPLEMENTED: AMBER}.get(self.status, RED)
         mark = {PASSED: "&#10004;", NOT_IMPLEMENTED: "&#9998;"}.get(self.status, "&#10008;")
+        test_colour = {PASSED: GREEN, FAILED: RED}
         rows = "".join(
-            f"<li style='color:{ {PASSED: '#1a7f37', FAILED: '#cf222e'}.get(s, '#57606a') }'>"
-            f"{html.escape(t)} &mdash; {s}</li>"
-            for t, s in self.tests
+            f"<li style='color:{test_colour.get(s, GREY)}'>{html.escape(t)} &mdash; {s}</li>" for t, s in self.tests
         )
         body = f"<pre style='white-space:pre-wrap;margin:4px 0'>{html.escape(self.detail)}</pre>" if self.detail else ""
         hint = f"<div><b>Hint:</b> {html.escape(self.hint)}</div>" if self.hint else ""
         tests = f"<ul style='margin:4px 0'>{rows}</ul>" if self.status in (FAILED, ERROR) else ""
-        note = f"<div style='color:#57606a'>{html.escape(self.fallback_note)}</div>" if self.fallback_note else ""
+        note = f"<div style='color:{GREY}'>{html.escape(self.fallback_note)}</div>" if self.fallback_note else ""
         return (
             f"<div class='course-check course-check-{self.status.replace(' ', '-')}' "
             f"style='border-left:6px solid {colour};padding:6px 10px;margin:4px 0;background:#f6f8fa'>"

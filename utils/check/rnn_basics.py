@@ -56,7 +56,7 @@ def _seq_locate(index, name):
     if t == 0:
         return "Step 0 already differs: the first step must use h0 and x[:, 0] (check it with rnn_step_forward)."
     return (
-        f"Steps 0..{t - 1} are right but step {t} is not: each step must be fed x[:, t] and the hidden "
+        f"The steps before step {t} are right but step {t} is not: each step must be fed x[:, t] and the hidden "
         "state the previous step produced, and h[:, t] must hold the state after step t."
     )
 
