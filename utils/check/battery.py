@@ -46,8 +46,8 @@ def returns(*names):
     listed = ", ".join(names)
 
     def select(result):
-        if not isinstance(result, tuple) or len(result) != len(names):
-            got = f"a tuple of length {len(result)}" if isinstance(result, tuple) else type(result).__name__
+        if not isinstance(result, tuple | list) or len(result) != len(names):
+            got = f"a tuple of length {len(result)}" if isinstance(result, tuple | list) else type(result).__name__
             raise Failure(
                 f"Expected the function to return a tuple ({listed}); got {got}.",
                 f"End your function with `return {listed}`.",
