@@ -6,6 +6,8 @@ shapes, the worst error, and the first index that is wrong with both values prin
 
 import numpy as np
 
+from ..gradcheck import elementwise_rel_error
+
 
 class Failure(Exception):
     """A failed test: `message` says what is wrong, `hint` what to look at."""
@@ -13,10 +15,6 @@ class Failure(Exception):
     def __init__(self, message, hint=None, index=None):
         super().__init__(message)
         self.message, self.hint, self.index = message, hint, index
-
-
-def elementwise_rel_error(got, expected):
-    return np.abs(got - expected) / np.maximum(1e-8, np.abs(got) + np.abs(expected))
 
 
 def as_array(name, value, expected):
