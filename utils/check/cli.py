@@ -51,6 +51,9 @@ def notebook_number(nb, path):
 def check_notebook(path, timeout=600, fast=True):
     """Run one notebook; return a report dict (path, status, detail, seconds, exercises)."""
     report = {"path": str(path), "status": "ok", "detail": "", "seconds": 0.0, "exercises": []}
+    if not path.is_file():
+        report.update(status="missing", detail="no such file")
+        return report
     try:
         nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
         nbformat.validate(nb)
@@ -98,18 +101,21 @@ def check_notebook(path, timeout=600, fast=True):
     return report
 
 
-def format_table(reports):
-    lines = []
-    for r in reports:
-        lines.append(f"{r['path']}: {r['status']} ({r['seconds']} s)" + (f" - {r['detail']}" if r["detail"] else ""))
-        for e in r["exercises"]:
-            lines_ = e["message"].splitlines()
-            first = lines_[1] if e["status"] in ("failed", "error") and len(lines_) > 1 else ""
-            lines.append(f"    {e['exercise']:<28} {e['status']:<16} {first[:110]}".rstrip())
+def format_report(report):
+    """One notebook's lines of the table: its status, then one row per exercise."""
+    lines = [f"{report['path']}: {report['status']} ({report['seconds']} s)"
+             + (f" - {report['detail']}" if report["detail"] else "")]
+    for e in report["exercises"]:
+        message = e["message"].splitlines()
+        first = message[1] if e["status"] in ("failed", "error") and len(message) > 1 else ""
+        lines.append(f"    {e['exercise']:<28} {e['status']:<16} {first[:110]}".rstrip())
+    return "\n".join(lines)
+
+
+def format_summary(reports):
     statuses = [e["status"] for r in reports for e in r["exercises"]]
     counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
-    lines.append(f"{len(reports)} notebook(s), {len(statuses)} exercise result(s): {counts or 'none'}")
-    return "\n".join(lines)
+    return f"{len(reports)} notebook(s), {len(statuses)} exercise result(s): {counts or 'none'}"
 
 
 def all_passed(reports):
@@ -125,16 +131,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     reports = []
     for path in notebook_paths(args.paths):
-        if not path.exists():
-            reports.append({"path": str(path), "status": "missing", "detail": "no such file", "seconds": 0.0,
-                            "exercises": []})
-            continue
         reports.append(check_notebook(path, args.timeout, fast=not args.full))
         if not args.json:
-            print(format_table(reports[-1:]).rsplit("\n", 1)[0], flush=True)
+            print(format_report(reports[-1]), flush=True)  # as it goes: a class set takes a while
     ok = all_passed(reports)
     if args.json:
         print(json.dumps({"passed": ok, "notebooks": reports}, indent=2))
     else:
-        print(format_table(reports).rsplit("\n", 1)[1])
+        print(format_summary(reports))
     return 0 if ok else 1

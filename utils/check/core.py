@@ -95,10 +95,10 @@ def _is_library(filename):
     return filename.startswith(_UTILS_DIR) or "site-packages" in filename or filename.startswith(sys.prefix)
 
 
-def call_learner(fn, *args, **kwargs):
+def call_learner(fn, *args):
     """Call the learner's function; their exceptions become LearnerError (NotImplementedError passes)."""
     try:
-        return fn(*args, **kwargs)
+        return fn(*args)
     except NotImplementedError:
         raise
     except Exception as exc:
