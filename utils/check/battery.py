@@ -61,7 +61,7 @@ def value_test(make_args, select, rtol, atol=0.0, locate=None, hint=None):
     """A test comparing every selected output with the reference's.
 
     make_args(rng) -> dict of keyword arguments; select(result) -> {output name: value};
-    locate(index, name) -> a hint from where the first wrong value sits (e.g. "step 0 is right");
+    locate(index) -> a hint from where the first wrong value sits (e.g. "step 0 is right");
     hint: what to look at when this test fails for no recognised reason.
     """
 
@@ -77,7 +77,7 @@ def value_test(make_args, select, rtol, atol=0.0, locate=None, hint=None):
             if known:
                 f.hint = known
             elif locate is not None and f.index is not None:
-                f.hint = locate(f.index, name) or f.hint
+                f.hint = locate(f.index) or f.hint
             elif hint:
                 f.hint = hint
             f.message += f"\nInputs: {describe_inputs(args)}"

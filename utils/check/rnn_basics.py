@@ -27,31 +27,21 @@ def _weights(rng, D, H, dtype):
     }
 
 
-def _step_args(N=None, dtype=np.float64):
-    def make(rng):
-        n, _, D, H = _dims(rng, N=N)
-        return {
-            "x": rng.standard_normal((n, D)).astype(dtype),
-            "prev_h": rng.uniform(-1, 1, (n, H)).astype(dtype),
-            **_weights(rng, D, H, dtype),
-        }
+def _rnn_args(N=None, T=None, dtype=np.float64, step=False):
+    """Inputs of rnn_step_forward (step=True: x (N, D), prev_h) or of rnn_forward (x (N, T, D), h0)."""
 
-    return make
-
-
-def _seq_args(N=None, T=None, dtype=np.float64):
     def make(rng):
         n, t, D, H = _dims(rng, N=N, T=T)
         return {
-            "x": rng.standard_normal((n, t, D)).astype(dtype),
-            "h0": rng.uniform(-1, 1, (n, H)).astype(dtype),
+            "x": rng.standard_normal((n, D) if step else (n, t, D)).astype(dtype),
+            "prev_h" if step else "h0": rng.uniform(-1, 1, (n, H)).astype(dtype),
             **_weights(rng, D, H, dtype),
         }
 
     return make
 
 
-def _seq_locate(index, name):
+def _seq_locate(index):
     t = index[1]
     if t == 0:
         return "Step 0 already differs: the first step must use h0 and x[:, 0] (check it with rnn_step_forward)."
@@ -64,9 +54,9 @@ def _seq_locate(index, name):
 register(Exercise(
     "rnn_step_forward", NB, layers.rnn_step_forward,
     tests=[
-        ("values (float64)", value_test(_step_args(), returns("next_h", "cache"), 1e-7)),
-        ("batch of one (N=1)", value_test(_step_args(N=1), returns("next_h", "cache"), 1e-7)),
-        ("float32 inputs", value_test(_step_args(dtype=np.float32), returns("next_h", "cache"), **FLOAT32)),
+        ("values (float64)", value_test(_rnn_args(step=True), returns("next_h", "cache"), 1e-7)),
+        ("batch of one (N=1)", value_test(_rnn_args(N=1, step=True), returns("next_h", "cache"), 1e-7)),
+        ("float32 inputs", value_test(_rnn_args(dtype=np.float32, step=True), returns("next_h", "cache"), **FLOAT32)),
     ],
     mistakes=[
         (lambda x, prev_h, Wx, Wh, b: (np.tanh(x @ Wx + prev_h @ Wh), None),
@@ -89,10 +79,10 @@ register(Exercise(
 register(Exercise(
     "rnn_forward", NB, layers.rnn_forward,
     tests=[
-        ("values (float64)", value_test(_seq_args(), returns("h", "cache"), 1e-7, locate=_seq_locate)),
-        ("one time step (T=1)", value_test(_seq_args(T=1), returns("h", "cache"), 1e-7, locate=_seq_locate)),
-        ("batch of one (N=1)", value_test(_seq_args(N=1), returns("h", "cache"), 1e-7, locate=_seq_locate)),
-        ("float32 inputs", value_test(_seq_args(dtype=np.float32), returns("h", "cache"), **FLOAT32)),
+        ("values (float64)", value_test(_rnn_args(), returns("h", "cache"), 1e-7, locate=_seq_locate)),
+        ("one time step (T=1)", value_test(_rnn_args(T=1), returns("h", "cache"), 1e-7, locate=_seq_locate)),
+        ("batch of one (N=1)", value_test(_rnn_args(N=1), returns("h", "cache"), 1e-7, locate=_seq_locate)),
+        ("float32 inputs", value_test(_rnn_args(dtype=np.float32), returns("h", "cache"), **FLOAT32)),
     ],
     mistakes=[
         (lambda x, h0, Wx, Wh, b: (np.tanh(x @ Wx + (h0 @ Wh)[:, None] + b), None),
