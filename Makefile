@@ -8,6 +8,8 @@ STAMP  := $(VENV)/.installed
 NBVAL  := --nbval-lax --nbval-current-env
 LAB_PORT ?= 8888
 LAB_ARGS ?=
+# The browser tests drive Debian's Chromium (playwright never downloads a browser of its own here).
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: env lab test unit notebooks lectures lint
 
@@ -26,8 +28,12 @@ test: lint unit notebooks
 lint: env
 	$(PY) -m ruff check .
 
-unit: env
+unit: env $(CHROMIUM)
 	$(PY) -m pytest -n 2 --dist loadfile tests
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	else echo "The browser tests need Chromium at $(CHROMIUM): run 'sudo apt-get install chromium'."; exit 1; fi
 
 # Lectures run as shipped (every exercise a stub, so every check falls back to the reference) and in
 # fast mode; solutions run at their full budget and assert a floor on what they train.
