@@ -11,7 +11,7 @@ LAB_ARGS ?=
 # The browser tests drive Debian's Chromium (playwright never downloads a browser of its own here).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: env lab test unit notebooks lectures lint
+.PHONY: env lab test unit notebooks lectures lint bench
 
 env: $(STAMP)
 
@@ -43,3 +43,7 @@ notebooks: env
 
 lectures: env
 	$(PY) -m utils.lectures
+
+# Timings, not tests: prints a table and writes tests/artifacts/bench.json.
+bench: env
+	$(PY) -m utils.bench

@@ -83,3 +83,32 @@ def test_exit_status_zero_when_everything_passes():
     proc = run_cli(SOLUTION)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "4 passed" in proc.stdout.splitlines()[-1]
+
+
+def test_summary_shows_every_exercise_from_the_saved_code(tmp_path):
+    _submission(tmp_path, "01_mine.ipynb", {
+        "rnn_step_forward": "next_h = np.tanh(x @ Wx + prev_h @ Wh + b)\n    cache = None",
+        "temporal_softmax_loss": "loss, dx = 0.0, np.zeros_like(x)",
+    })
+    proc = run_cli("--summary", tmp_path, "--json")
+    assert proc.returncode == 1, proc.stderr
+    rows = {r["exercise"]: r["status"] for r in json.loads(proc.stdout)["exercises"]}
+    assert rows == {"rnn_step_forward": "passed", "rnn_forward": "not implemented",
+                    "temporal_softmax_loss": "failed", "rnn_sample": "not implemented"}
+
+    assert run_cli("--summary", SOLUTION).returncode == 0
+    assert "4 of 4 exercises pass" in run_cli("--summary", SOLUTION).stdout
+
+
+def test_summary_survives_missing_corrupt_and_hanging_notebooks(tmp_path):
+    from utils.check.progress import summarize
+
+    (tmp_path / "01_corrupt.ipynb").write_text("{not json", encoding="utf-8")
+    hanging = tmp_path / "01_hangs.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("import numpy as np"), new_code_cell(
+        "def rnn_step_forward(x, prev_h, Wx, Wh, b):\n    pass\nwhile True:\n    pass")]), hanging)
+    rows, problems = summarize([tmp_path / "01_corrupt.ipynb", hanging, tmp_path / "gone.ipynb"], timeout=10)
+    assert [r["status"] for r in rows] == ["missing"] * 4
+    why = dict(problems)
+    assert "01_corrupt.ipynb" in "".join(why) and "still running after 10 s" in why[str(hanging)]
+    assert str(tmp_path / "gone.ipynb") in why

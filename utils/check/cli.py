@@ -1,6 +1,7 @@
 """The instructors' command line: run the checks of whole notebooks and report per exercise.
 
     python -m utils.check lectures/01_*.ipynb submissions/ [--json] [--timeout S] [--full]
+    python -m utils.check --summary lectures/      # every exercise of the course, without running notebooks
 
 Each notebook runs top to bottom in a fresh kernel, on a temporary copy in a temporary folder (the
 submission is never written to), in fast mode unless --full. Every `check(...)` the notebook makes is
@@ -128,7 +129,16 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook (default 600)")
     parser.add_argument("--full", action="store_true", help="run training at full length, not in fast mode")
+    parser.add_argument("--summary", action="store_true",
+                        help="check only the exercise functions of the saved notebooks, every exercise of the course")
     args = parser.parse_args(argv)
+    if args.summary:
+        from .progress import format_summary, summarize
+
+        rows, problems = summarize(args.paths)
+        print(json.dumps({"exercises": rows, "problems": problems}, indent=2) if args.json
+              else format_summary(rows, problems))
+        return 0 if all(r["status"] == PASSED for r in rows) and not problems else 1
     reports = []
     for path in notebook_paths(args.paths):
         reports.append(check_notebook(path, args.timeout, fast=not args.full))

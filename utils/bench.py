@@ -1,0 +1,198 @@
+"""`make bench`: how long the notebooks take and how fast the numpy layers run, on this machine.
+
+Prints a table and writes JSON (default tests/artifacts/bench.json). A benchmark, not a test: numbers
+depend on the machine and its load, so nothing here asserts a speed. Layer comparisons run in a child
+process with one thread for numpy and torch alike (two-thread ratios swing wildly under load), and each
+ratio is the median over pairs timed back to back.
+
+    python -m utils.bench [--json PATH] [--quick]
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from . import layers
+
+ROOT = Path(__file__).resolve().parents[1]
+ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+SHAPES = [(64, 100, 64, 256), (32, 50, 128, 128)]  # (N, T, D, H)
+
+
+def _median_ratio(ours, theirs, repeats):
+    """Median of (ours / theirs) over back-to-back pairs, and the median seconds of each."""
+    ours(), theirs()  # warm up
+    pairs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ours()
+        t1 = time.perf_counter()
+        theirs()
+        t2 = time.perf_counter()
+        pairs.append((t1 - t0, t2 - t1))
+    a, b = np.array(pairs).T
+    return float(np.median(a / b)), float(np.median(a)), float(np.median(b))
+
+
+def _rnn_pair(N, T, D, H):
+    """The same float32 RNN forward+backward as two callables: the numpy layers and torch.nn.RNN."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    x, h0 = rng.standard_normal((N, T, D), dtype=np.float32), np.zeros((N, H), np.float32)
+    Wx, Wh = (0.1 * rng.standard_normal(s, dtype=np.float32) for s in ((D, H), (H, H)))
+    b, dh = np.zeros(H, np.float32), rng.standard_normal((N, T, H), dtype=np.float32)
+    rnn = torch.nn.RNN(D, H, batch_first=True)
+    tx, tdh = torch.from_numpy(x).requires_grad_(), torch.from_numpy(dh)
+
+    def numpy_rnn():
+        _, cache = layers.rnn_forward(x, h0, Wx, Wh, b)
+        layers.rnn_backward(dh, cache)
+
+    def torch_rnn():
+        out, _ = rnn(tx)
+        out.backward(tdh)
+
+    return numpy_rnn, torch_rnn
+
+
+def layer_ratios(repeats):
+    """numpy RNN forward+backward vs torch.nn.RNN forward+backward on the CPU, float32, one thread."""
+    import torch
+
+    torch.set_num_threads(1)
+    rows = []
+    for N, T, D, H in SHAPES:
+        ratio, ours, theirs = _median_ratio(*_rnn_pair(N, T, D, H), repeats)
+        rows.append({"layer": "RNN", "shape": f"N={N} T={T} D={D} H={H}", "numpy_s": ours, "torch_s": theirs,
+                     "ratio": ratio})
+    return rows
+
+
+def _numpy_char_rnn_step(N, T, V, H, rng):
+    """One truncated-BPTT training step of a one-hot char RNN: forward, loss, backward (no update)."""
+    params = {"Wx": 0.01 * rng.standard_normal((V, H)), "Wh": 0.01 * rng.standard_normal((H, H)),
+              "b": np.zeros(H), "Wy": 0.01 * rng.standard_normal((H, V)), "by": np.zeros(V)}
+    tokens = rng.integers(0, V, (N, T + 1))
+    eye, h0, mask = np.eye(V), np.zeros((N, H)), np.ones((N, T))
+
+    def step():
+        h, cache = layers.rnn_forward(eye[tokens[:, :-1]], h0, params["Wx"], params["Wh"], params["b"])
+        scores, acache = layers.temporal_affine_forward(h, params["Wy"], params["by"])
+        _, dscores = layers.temporal_softmax_loss(scores, tokens[:, 1:], mask)
+        dh, _, _ = layers.temporal_affine_backward(dscores, acache)
+        layers.rnn_backward(dh, cache)
+
+    return step
+
+
+def _torch_char_lm_step(cell, N, T, V, E, H):
+    import torch
+
+    torch.manual_seed(0)
+    embed, rnn, head = torch.nn.Embedding(V, E), getattr(torch.nn, cell)(E, H, batch_first=True), torch.nn.Linear(H, V)
+    opt = torch.optim.Adam([*embed.parameters(), *rnn.parameters(), *head.parameters()], lr=2e-3)
+    tokens = torch.randint(0, V, (N, T + 1))
+
+    def step():
+        out, _ = rnn(embed(tokens[:, :-1]))
+        loss = torch.nn.functional.cross_entropy(head(out).reshape(-1, V), tokens[:, 1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def char_throughput(seconds):
+    """Characters per second of one training step, repeated for about `seconds` each (2 threads for torch)."""
+    import torch
+
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(0)
+    V = 96  # printable characters, as in a source-code corpus
+    setups = [
+        ("numpy RNN, batch 1 (H=100, T=25)", 1, 25, _numpy_char_rnn_step(1, 25, V, 100, rng)),
+        ("numpy RNN, batch 64 (H=100, T=25)", 64, 25, _numpy_char_rnn_step(64, 25, V, 100, rng)),
+    ] + [(f"torch {cell} (E=64, H=256, T=100, batch 64)", 64, 100, _torch_char_lm_step(cell, 64, 100, V, 64, 256))
+         for cell in ("RNN", "LSTM", "GRU")]
+    rows = []
+    for name, N, T, step in setups:
+        step()
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            step()
+            n += 1
+        rows.append({"model": name, "chars_per_s": n * N * T / (time.perf_counter() - start), "steps": n})
+    return rows
+
+
+def notebook_times(timeout):
+    """Wall time of each solutions notebook (full) and each lecture (fast mode), kernel start included."""
+    from .check.cli import check_notebook
+
+    rows = []
+    for folder, fast in (("solutions", False), ("lectures", True)):
+        for path in sorted((ROOT / folder).glob("*.ipynb")):
+            report = check_notebook(path, timeout=timeout, fast=fast)
+            rows.append({"notebook": f"{folder}/{path.name}", "mode": "fast" if fast else "full",
+                         "seconds": report["seconds"], "status": report["status"]})
+    return rows
+
+
+def _child(kind, quick):
+    """Run one section in this process and print its rows as JSON (started by main with one thread)."""
+    rows = layer_ratios(3 if quick else 15) if kind == "layers" else char_throughput(0.5 if quick else 5.0)
+    print(json.dumps(rows))
+
+
+def _in_child(kind, quick):
+    env = {**os.environ, **ONE_THREAD} if kind == "layers" else dict(os.environ)
+    args = [sys.executable, "-m", "utils.bench", "--child", kind] + (["--quick"] if quick else [])
+    out = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def format_tables(result):
+    lines = [f"machine: {result['machine']}   date: {result['date']}", "", "notebook wall time (s)"]
+    lines += [f"  {r['notebook']:<50} {r['mode']:<5} {r['seconds']:>7.1f}  {r['status']}" for r in result["notebooks"]]
+    lines += ["", "numpy vs torch, forward + backward, float32, 1 thread (ratio = numpy / torch, median of pairs)"]
+    lines += [f"  {r['layer']:<5} {r['shape']:<26} numpy {1e3 * r['numpy_s']:8.1f} ms  torch "
+              f"{1e3 * r['torch_s']:8.1f} ms  ratio {r['ratio']:5.2f}" for r in result["layers"]]
+    lines += ["", "char-LM training throughput (characters per second)"]
+    lines += [f"  {r['model']:<48} {r['chars_per_s']:>10,.0f}" for r in result["char_lm"]]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m utils.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", default=str(ROOT / "tests" / "artifacts" / "bench.json"), help="where to write")
+    parser.add_argument("--quick", action="store_true", help="few repeats, to check that the benchmark runs")
+    parser.add_argument("--child", choices=["layers", "char_lm"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return _child(args.child, args.quick)
+    result = {
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
+                   f"{platform.python_version()}, numpy {np.__version__}",
+        "notebooks": notebook_times(timeout=600),
+        "layers": _in_child("layers", args.quick),
+        "char_lm": _in_child("char_lm", args.quick),
+    }
+    print(format_tables(result))
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2))
+    print(f"\nwritten to {args.json}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

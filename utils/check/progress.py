@@ -1,0 +1,104 @@
+"""Course progress: for every exercise, does the learner's current code pass?
+
+Answered from the saved notebooks themselves, without running them: for each notebook a fresh child
+process runs its first code cell (the imports, IPython magics dropped) and the cells that define the
+notebook's exercise functions, then checks those functions in course order, rebinding each to the
+reference when it fails, as the notebook's own check cells do. No other progress file is kept, so
+there is none to lose or corrupt: the notebooks are the record. A notebook that is missing, not valid
+JSON, or that hangs is reported as such and the others are still summarised.
+
+    python -m utils.check --summary lectures/
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+from .cli import notebook_number, notebook_paths
+from .core import PASSED, exercises, run
+
+_DEF = re.compile(r"^def (\w+)\(", re.M)
+
+
+def exercise_cells(nb, number):
+    """The setup source and the sources of the cells defining this notebook's exercises."""
+    names = {ex.name for ex in exercises() if ex.notebook == number}
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    setup = "\n".join(
+        line for line in (code[0] if code else "").splitlines() if not line.lstrip().startswith(("%", "!"))
+    )
+    return setup, [src for src in code[1:] if names & set(_DEF.findall(src))]
+
+
+def _child(path):
+    """Run in a child process: define the exercises from the notebook and print their results as JSON."""
+    nb = nbformat.read(path, as_version=4)
+    number = notebook_number(nb, path)
+    setup, cells = exercise_cells(nb, number)
+    namespace = {"__name__": "__course_progress__"}
+    broken = {}
+    for src in [setup, *cells]:
+        try:
+            exec(compile(src, str(path), "exec"), namespace)
+        except Exception as exc:  # a cell that does not even define its function
+            for name in _DEF.findall(src):
+                broken[name] = f"the cell defining it raised {type(exc).__name__}: {exc}"
+    results = []
+    for ex in (e for e in exercises() if e.notebook == number):
+        if ex.name in broken or ex.name not in namespace:
+            message = broken.get(ex.name, "the notebook has no cell defining this function")
+            results.append({"exercise": ex.name, "status": "error", "message": message})
+            namespace[ex.name] = ex.reference
+            continue
+        result = run(ex.name, namespace[ex.name])
+        namespace[ex.name] = namespace[ex.name] if result.passed else ex.reference
+        results.append({"exercise": ex.name, "status": result.status, "message": result.message})
+    print(json.dumps({"notebook": number, "exercises": results}))
+
+
+def summarize(paths, timeout=120):
+    """One row per exercise of the course: exercise, notebook file, status, first line of the message."""
+    found, problems = {}, []
+    for path in notebook_paths(paths):
+        env = {**os.environ, "MPLBACKEND": "Agg"}
+        try:
+            proc = subprocess.run([sys.executable, "-m", "utils.check.progress", str(path)], env=env,
+                                  capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            problems.append((str(path), f"still running after {timeout} s; stopped"))
+            continue
+        if proc.returncode != 0:
+            problems.append((str(path), (proc.stderr.strip().splitlines() or ["could not be read"])[-1][:200]))
+            continue
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+        for e in report["exercises"]:
+            found.setdefault(e["exercise"], {**e, "path": str(path)})
+    rows = []
+    for ex in exercises():
+        entry = found.get(ex.name, {"exercise": ex.name, "status": "missing", "path": "-",
+                                    "message": f"no notebook {ex.notebook} among the paths given"})
+        rows.append(entry)
+    return rows, problems
+
+
+def format_summary(rows, problems):
+    lines = [f"{'exercise':<28} {'status':<16} {'notebook'}"]
+    for r in rows:
+        lines.append(f"{r['exercise']:<28} {r['status']:<16} {r['path']}")
+        detail = r["message"].splitlines()
+        if r["status"] not in (PASSED, "not implemented", "missing") and len(detail) > 1:
+            lines.append(f"{'':<29}{detail[1][:110]}")
+    for path, why in problems:
+        lines.append(f"could not read {path}: {why}")
+    done = sum(r["status"] == PASSED for r in rows)
+    lines.append(f"{done} of {len(rows)} exercises pass")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    _child(Path(sys.argv[1]))
