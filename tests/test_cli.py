@@ -45,9 +45,10 @@ def test_reports_every_notebook_and_exercise(tmp_path):
     broken.write_text('{"cells": [', encoding="utf-8")
     before = {p: _digest(p) for p in (partial, broken, SOLUTION, LECTURE)}
 
-    proc = run_cli(SOLUTION, LECTURE, tmp_path, "--json")
+    proc = run_cli(SOLUTION, LECTURE, tmp_path, "--json", "--timeout", "150")
     assert proc.returncode == 1, proc.stderr
     reports = {r["path"]: r for r in json.loads(proc.stdout)["notebooks"]}
+    assert all(r["status"] != "timeout" for r in reports.values()), reports
     status = {p: {e["exercise"]: e["status"] for e in r["exercises"]} for p, r in reports.items()}
     names = ["rnn_step_forward", "rnn_forward", "temporal_softmax_loss", "rnn_sample"]
 

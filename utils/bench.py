@@ -50,7 +50,7 @@ def _rnn_pair(N, T, D, H):
     x, h0 = rng.standard_normal((N, T, D), dtype=np.float32), np.zeros((N, H), np.float32)
     Wx, Wh = (0.1 * rng.standard_normal(s, dtype=np.float32) for s in ((D, H), (H, H)))
     b, dh = np.zeros(H, np.float32), rng.standard_normal((N, T, H), dtype=np.float32)
-    rnn = torch.nn.RNN(D, H, batch_first=True)
+    rnn = torch.nn.RNN(D, H, batch_first=True, dtype=torch.float32)
     tx, tdh = torch.from_numpy(x).requires_grad_(), torch.from_numpy(dh)
 
     def numpy_rnn():

@@ -13,7 +13,6 @@ Exit status 0 only when every notebook ran cleanly and every exercise passed.
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -24,29 +23,11 @@ from pathlib import Path
 
 import nbformat
 
+from . import progress
 from .core import PASSED, exercises
+from .notebooks import notebook_number, notebook_paths
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def notebook_paths(args):
-    """The .ipynb files named, and those under the folders named (checkpoints skipped)."""
-    paths = []
-    for arg in map(Path, args):
-        if arg.is_dir():
-            paths += sorted(p for p in arg.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-        else:
-            paths.append(arg)
-    return paths
-
-
-def notebook_number(nb, path):
-    """The course notebook a file is, from its metadata (survives renaming) or its name."""
-    number = nb.metadata.get("course", {}).get("notebook")
-    if number is None:
-        match = re.search(r"(?:^|\D)(\d\d)_", path.name)
-        number = match.group(1) if match else None
-    return number
 
 
 def check_notebook(path, timeout=600, fast=True):
@@ -77,8 +58,10 @@ def check_notebook(path, timeout=600, fast=True):
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # the kernel is in the same session: it goes too
-            proc.communicate()
-            report.update(status="timeout", detail=f"still running after {timeout} s; stopped")
+            _, err = proc.communicate()
+            last = (err.strip().splitlines() or [""])[-1][:300]
+            report.update(status="timeout", detail=f"still running after {timeout} s; stopped"
+                          + (f" (last message: {last})" if last else ""))
         else:
             if proc.returncode != 0:
                 last = (err.strip().splitlines() or ["no output"])[-1]
@@ -133,11 +116,9 @@ def main(argv=None):
                         help="check only the exercise functions of the saved notebooks, every exercise of the course")
     args = parser.parse_args(argv)
     if args.summary:
-        from .progress import format_summary, summarize
-
-        rows, problems = summarize(args.paths)
+        rows, problems = progress.summarize(args.paths)
         print(json.dumps({"exercises": rows, "problems": problems}, indent=2) if args.json
-              else format_summary(rows, problems))
+              else progress.format_summary(rows, problems))
         return 0 if all(r["status"] == PASSED for r in rows) and not problems else 1
     reports = []
     for path in notebook_paths(args.paths):

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import nbformat
 
-from .cli import notebook_number, notebook_paths
 from .core import PASSED, exercises, run
+from .notebooks import notebook_number, notebook_paths
 
 _DEF = re.compile(r"^def (\w+)\(", re.M)
 
