@@ -29,7 +29,7 @@ SETTINGS = {
 }
 
 
-def _free_port():
+def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -39,7 +39,7 @@ class LabServer:
     """`jupyter lab` from this environment on 127.0.0.1, serving copies of `notebooks`."""
 
     def __init__(self, notebooks, workdir, disabled_extensions=()):
-        self.workdir, self.port = Path(workdir), _free_port()
+        self.workdir, self.port = Path(workdir), free_port()
         self.root = self.workdir / "notebooks"
         self.root.mkdir(parents=True)
         for nb in notebooks:

@@ -3,18 +3,13 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 
 from utils.lectures import ROOT
 
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .jupyterlab import free_port
 
 
 def _get(url):
@@ -23,7 +18,7 @@ def _get(url):
 
 
 def test_make_lab_serves_the_lectures(tmp_path):
-    port, token = _free_port(), "course-test"
+    port, token = free_port(), "course-test"
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "IPYTHONDIR": str(tmp_path / "ipython")}
     args = (f"--no-browser --allow-root --ServerApp.ip=127.0.0.1 --ServerApp.port_retries=0 "
