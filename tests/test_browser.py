@@ -17,7 +17,8 @@ from .jupyterlab import CHROMIUM, CHROMIUM_ARGS, LabServer
 
 LECTURES = sorted((ROOT / "lectures").glob("*.ipynb"))
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
-TEXT_FALLBACKS = ("interactive(children=", "IntSlider(value=", "Error displaying widget", "IProgress not found")
+TEXT_FALLBACKS = ("interactive(children=", "IntSlider(value=", "VBox(children=", "Error displaying widget",
+                  "IProgress not found")
 
 @pytest.fixture(scope="module")
 def browser():
@@ -45,7 +46,7 @@ def open_and_run_all(browser, server, path, timeout=300):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.errors = []
     page.on("pageerror", lambda e: page.errors.append(str(e)))
-    page.goto(f"{server.url}/lab/tree/{path.name}")
+    page.goto(f"{server.url}/lab/tree/{path.name}?reset")  # ?reset: no notebook restored from an earlier page
     wait_for_idle_kernel(page)
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
@@ -90,7 +91,10 @@ def assert_widgets_live(page, path):
     source = "\n".join("".join(c["source"]) for c in code_cells(path))
     if "widgets." in source:
         assert page.locator(".jupyter-widgets.widget-slider, .jupyter-widgets .widget-slider").count() > 0
-        assert page.locator(".widget-interact .widget-output img").count() > 0
+        outputs = page.locator(".widget-interact .widget-output")
+        assert outputs.count() > 0 and all(o.inner_text().strip() or o.locator("img").count() for o in outputs.all())
+    if "unit_viewer(" in source:  # text coloured by a unit's activation, one span per character
+        assert page.locator('.widget-html span[style*="background"]').count() > 1000
     if "trange(" in source or "tqdm(" in source:
         assert page.locator(".widget-hprogress").count() > 0, "tqdm progress bars are not widgets"
 
@@ -106,17 +110,17 @@ def assert_check_boxes(page, path):
 
 
 def assert_a_widget_responds(page):
-    """Moving the first interactive slider one step redraws its figure."""
+    """Moving the first interactive slider one step redraws its output (a figure or text)."""
     interact = page.locator(".widget-interact").filter(has=page.locator(".widget-slider")).first
-    image = interact.locator(".widget-output img").first
-    before = image.get_attribute("src")
+    output = interact.locator(".widget-output").first
+    before = output.inner_html()
     handle = interact.locator(".noUi-handle").first
     handle.scroll_into_view_if_needed()
     handle.focus()
     page.keyboard.press("ArrowRight")
     deadline = time.monotonic() + 30
-    while interact.locator(".widget-output img").first.get_attribute("src") == before:
-        assert time.monotonic() < deadline, "moving the slider did not change the figure"
+    while output.inner_html() == before:
+        assert time.monotonic() < deadline, "moving the slider did not change the output"
         time.sleep(0.2)
     wait_for_idle_kernel(page)
 

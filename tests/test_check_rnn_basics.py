@@ -212,4 +212,4 @@ def test_wrong_implementations_fail(name, label):
 
 
 def test_every_exercise_has_correct_and_wrong_cases():
-    assert set(CORRECT) == set(WRONG) == set(check.EXERCISES)
+    assert set(CORRECT) == set(WRONG) == {ex.name for ex in check.exercises() if ex.notebook == "01"}

@@ -78,33 +78,28 @@ def layer_ratios(repeats):
 
 
 def _numpy_char_rnn_step(N, T, V, H, rng):
-    """One truncated-BPTT training step of a one-hot char RNN: forward, loss, backward (no update)."""
-    params = {"Wx": 0.01 * rng.standard_normal((V, H)), "Wh": 0.01 * rng.standard_normal((H, H)),
-              "b": np.zeros(H), "Wy": 0.01 * rng.standard_normal((H, V)), "by": np.zeros(V)}
-    tokens = rng.integers(0, V, (N, T + 1))
-    eye, h0, mask = np.eye(V), np.zeros((N, H)), np.ones((N, T))
+    """One truncated-BPTT chunk of the numpy char RNN of notebook 02: forward, loss, backward (no update)."""
+    from . import charrnn
 
-    def step():
-        h, cache = layers.rnn_forward(eye[tokens[:, :-1]], h0, params["Wx"], params["Wh"], params["b"])
-        scores, acache = layers.temporal_affine_forward(h, params["Wy"], params["by"])
-        _, dscores = layers.temporal_softmax_loss(scores, tokens[:, 1:], mask)
-        dh, _, _ = layers.temporal_affine_backward(dscores, acache)
-        layers.rnn_backward(dh, cache)
-
-    return step
+    params = charrnn.init_params(V, H, rng)
+    tokens, h0 = rng.integers(0, V, (N, T + 1)), np.zeros((N, H))
+    return lambda: charrnn.char_rnn_loss(params, tokens[:, :-1], tokens[:, 1:], h0)
 
 
 def _torch_char_lm_step(cell, N, T, V, E, H):
+    """One training step (forward, backward, Adam) of notebook 02's PyTorch CharLM."""
     import torch
 
+    from .models import CharLM
+
     torch.manual_seed(0)
-    embed, rnn, head = torch.nn.Embedding(V, E), getattr(torch.nn, cell)(E, H, batch_first=True), torch.nn.Linear(H, V)
-    opt = torch.optim.Adam([*embed.parameters(), *rnn.parameters(), *head.parameters()], lr=2e-3)
+    model = CharLM(V, embed=E, hidden=H, cell=cell)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     tokens = torch.randint(0, V, (N, T + 1))
 
     def step():
-        out, _ = rnn(embed(tokens[:, :-1]))
-        loss = torch.nn.functional.cross_entropy(head(out).reshape(-1, V), tokens[:, 1:].reshape(-1))
+        scores, _, _ = model(tokens[:, :-1])
+        loss = torch.nn.functional.cross_entropy(scores.reshape(-1, V), tokens[:, 1:].reshape(-1))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -121,9 +116,9 @@ def char_throughput(seconds):
     V = 96  # printable characters, as in a source-code corpus
     setups = [
         ("numpy RNN, batch 1 (H=100, T=25)", 1, 25, _numpy_char_rnn_step(1, 25, V, 100, rng)),
-        ("numpy RNN, batch 64 (H=100, T=25)", 64, 25, _numpy_char_rnn_step(64, 25, V, 100, rng)),
-    ] + [(f"torch {cell} (E=64, H=256, T=100, batch 64)", 64, 100, _torch_char_lm_step(cell, 64, 100, V, 64, 256))
-         for cell in ("RNN", "LSTM", "GRU")]
+        ("numpy RNN, batch 128 (H=100, T=25)", 128, 25, _numpy_char_rnn_step(128, 25, V, 100, rng)),
+    ] + [(f"torch {cell.upper()} (E=64, H=256, T=50, batch 64)", 64, 50, _torch_char_lm_step(cell, 64, 50, V, 64, 256))
+         for cell in ("rnn", "lstm", "gru")]
     rows = []
     for name, N, T, step in setups:
         step()

@@ -110,8 +110,17 @@ def rnn_sample(x0, h0, Wx, Wh, b, Wy, by, T, rng):
     out = np.empty((len(x), T), dtype=np.int64)
     for t in range(T):
         h, _ = rnn_step_forward(np.eye(V)[x], h, Wx, Wh, b)
-        p = softmax(h @ Wy + by)
-        # inverse-CDF sampling, one uniform number per row
-        x = np.minimum((p.cumsum(axis=1) < rng.random((len(x), 1))).sum(axis=1), V - 1)
+        x = temperature_sample(h @ Wy + by, 1.0, rng)
         out[:, t] = x
     return out
+
+
+def temperature_sample(scores, temperature, rng):
+    """Draw one index per row from softmax(scores / temperature).
+
+    scores: (N, V); temperature > 0: below 1 sharpens the distribution towards the argmax, above 1
+    flattens it towards uniform; rng: a numpy Generator. Returns (N,) integer indices.
+    """
+    p = softmax(np.asarray(scores, dtype=np.float64) / temperature)
+    # inverse-CDF sampling: one uniform number per row, the first index whose cumulative p exceeds it
+    return np.minimum((p.cumsum(axis=1) < rng.random((len(p), 1))).sum(axis=1), p.shape[1] - 1)

@@ -26,3 +26,63 @@ def step_through(vocab, inputs, hidden, probs, outputs):
         plt.show()
 
     return widgets.interactive(show, t=widgets.IntSlider(value=0, min=0, max=T - 1, description="step t"))
+
+
+def temperature_explorer(generate, prime="ROMEO.\n", n=300):
+    """A temperature slider and a prime text box; generate(prime, n, temperature) -> text is redrawn on change."""
+
+    def show(temperature, prime):
+        try:
+            text = generate(prime, n, temperature)
+        except ValueError as err:  # e.g. a character the corpus never uses, or an empty prime
+            print(f"Cannot sample: {err}")
+            return
+        print(f"temperature {temperature:.2f}\n{'-' * 60}\n{text}")
+
+    return widgets.interactive(
+        show,
+        temperature=widgets.FloatSlider(value=0.8, min=0.1, max=2.0, step=0.05, description="temperature",
+                                        continuous_update=False, style={"description_width": "initial"}),
+        prime=widgets.Text(value=prime, description="prime", continuous_update=False,
+                           style={"description_width": "initial"}),
+    )
+
+
+def _colour(value):
+    """Blue for -1, white for 0, red for +1 (the colouring of the famous char-RNN unit plots)."""
+    v = float(np.clip(value, -1, 1))
+    fade = int(255 * (1 - abs(v)))
+    return f"rgb(255,{fade},{fade})" if v > 0 else f"rgb({fade},{fade},255)"
+
+
+def unit_html(text, activation):
+    """The text as HTML, each character's background coloured by one unit's activation in [-1, 1]."""
+    import html
+
+    spans = []
+    for c, a in zip(text, activation, strict=True):
+        shown = "⏎<br>" if c == "\n" else html.escape(c).replace(" ", "&nbsp;")
+        spans.append(f'<span style="background:{_colour(a)}">{shown}</span>')
+    return ('<div style="font-family:monospace;font-size:12px;line-height:1.5;color:#000">'
+            + "".join(spans) + "</div>")
+
+
+def unit_viewer(text, activations, suggested, names=None):
+    """Colour `text` by a chosen unit. activations: (len(text), U); suggested: {label: unit} shown first.
+
+    Each unit is scaled by its largest |activation| in the text, so unbounded units (an LSTM's cell
+    state) colour as clearly as tanh-bounded ones. names(u) labels unit u in the menu.
+    """
+    names = names or (lambda u: f"unit {u}")
+    options = [(f"{label}: {names(u)}", u) for label, u in suggested.items()]
+    options += [(names(u), u) for u in range(activations.shape[1]) if u not in suggested.values()]
+    pick = widgets.Dropdown(options=options, description="unit")
+    out = widgets.HTML()
+
+    def redraw(change=None):
+        a = activations[:, pick.value]
+        out.value = unit_html(text, a / max(np.abs(a).max(), 1e-12))
+
+    pick.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([pick, out])

@@ -13,7 +13,7 @@ In a notebook::
 import sys
 import types
 
-from . import rnn_basics  # noqa: F401  (registers notebook 01's exercises)
+from . import bptt, rnn_basics  # noqa: F401  (register the exercises of notebooks 01 and 02)
 from .core import Result, exercises, get, run
 from .core import check as _check
 

@@ -9,13 +9,25 @@ import copy
 
 import numpy as np
 
-from .compare import Failure, assert_close
+from .compare import Failure, as_array, assert_close
 from .core import LearnerError, call_learner
+
+
+def _describe(value):
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype} {value.shape}"
+    if isinstance(value, tuple | list):
+        return f"{type(value).__name__} of {len(value)}"
+    if isinstance(value, dict):
+        return "dict of " + ", ".join(f"{k} {_describe(v)}" for k, v in value.items())
+    if callable(value):
+        return "a function"
+    return repr(value)
 
 
 def describe_inputs(args):
     return ", ".join(
-        f"{k}: {v.dtype} {v.shape}" if isinstance(v, np.ndarray) else f"{k}={v!r}"
+        f"{k}: {_describe(v)}" if not isinstance(v, int | float | str) else f"{k}={v!r}"
         for k, v in args.items()
         if not isinstance(v, np.random.Generator)
     )
@@ -129,5 +141,42 @@ def numeric_gradient_test(make_args, loss_and_grad, wrt, threshold=1e-6):
                 "If the loss is right (it passed above), the gradient formula is off: softmax minus "
                 "one-hot, masked, divided by N.",
             )
+
+    return test
+
+
+def backward_gradient_test(forward, make_inputs, grads, threshold=1e-6):
+    """Compare the learner's backward pass with centred differences of the reference forward pass.
+
+    make_inputs(rng) -> dict of the forward's inputs. The test draws an upstream gradient dout, runs
+    the reference forward for its cache, calls the learner's backward(dout, cache) and checks each
+    returned gradient against the numerical gradient of sum(forward(...)[0] * dout). `grads` names the
+    returned tuple, each entry "d" + the name of an input. Float64 throughout, so 1e-6 is generous.
+    """
+    from ..gradcheck import numerical_gradient
+
+    def test(fn, ex):
+        rng = np.random.default_rng()
+        inputs = make_inputs(rng)
+        out, cache = forward(*copy.deepcopy(inputs).values())
+        dout = rng.standard_normal(out.shape)
+        got = returns(*grads)(call_checked(fn, {"dout": dout, "cache": cache}))
+        for name in grads:
+            wrt = name[1:]
+
+            def f(value, wrt=wrt):
+                return float(np.sum(forward(*{**inputs, wrt: value}.values())[0] * dout))
+
+            num = numerical_gradient(f, inputs[wrt].copy())
+            mine = as_array(name, got[name], num)
+            err = np.max(np.abs(mine - num)) / max(1e-12, np.max(np.abs(num)))
+            if not err < threshold:
+                idx = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(mine - num)), num.shape))
+                raise Failure(
+                    f"`{name}` disagrees with the numerical gradient: max difference {err:.2e} of the largest "
+                    f"entry (allowed {threshold:.0e}); worst at index {idx}: numerical {num[idx]:.6g}, "
+                    f"yours {mine[idx]:.6g}.\nInputs: {describe_inputs(inputs)}",
+                    f"Derive {name} with the chain rule through the forward pass, one operation at a time.",
+                )
 
     return test
