@@ -42,38 +42,48 @@ def _median_ratio(ours, theirs, repeats):
     return float(np.median(a / b)), float(np.median(a)), float(np.median(b))
 
 
-def _rnn_pair(N, T, D, H):
-    """The same float32 RNN forward+backward as two callables: the numpy layers and torch.nn.RNN."""
+def _layer_pair(kind, N, T, D, H):
+    """The same float32 forward+backward as two callables: the course's numpy layer and its torch.nn twin.
+
+    kind "RNN" pairs layers.rnn_forward/backward with torch.nn.RNN, "LSTM" pairs
+    gates.lstm_forward/backward with torch.nn.LSTM.
+    """
     import torch
 
+    from . import gates
+
+    k = 4 if kind == "LSTM" else 1
+    forward, backward = ((gates.lstm_forward, gates.lstm_backward) if kind == "LSTM"
+                         else (layers.rnn_forward, layers.rnn_backward))
     rng = np.random.default_rng(0)
     x, h0 = rng.standard_normal((N, T, D), dtype=np.float32), np.zeros((N, H), np.float32)
-    Wx, Wh = (0.1 * rng.standard_normal(s, dtype=np.float32) for s in ((D, H), (H, H)))
-    b, dh = np.zeros(H, np.float32), rng.standard_normal((N, T, H), dtype=np.float32)
-    rnn = torch.nn.RNN(D, H, batch_first=True, dtype=torch.float32)
+    Wx, Wh = (0.1 * rng.standard_normal(s, dtype=np.float32) for s in ((D, k * H), (H, k * H)))
+    b, dh = np.zeros(k * H, np.float32), rng.standard_normal((N, T, H), dtype=np.float32)
+    net = getattr(torch.nn, kind)(D, H, batch_first=True, dtype=torch.float32)
     tx, tdh = torch.from_numpy(x).requires_grad_(), torch.from_numpy(dh)
 
-    def numpy_rnn():
-        _, cache = layers.rnn_forward(x, h0, Wx, Wh, b)
-        layers.rnn_backward(dh, cache)
+    def ours():
+        _, cache = forward(x, h0, Wx, Wh, b)
+        backward(dh, cache)
 
-    def torch_rnn():
-        out, _ = rnn(tx)
+    def theirs():
+        out, _ = net(tx)
         out.backward(tdh)
 
-    return numpy_rnn, torch_rnn
+    return ours, theirs
 
 
 def layer_ratios(repeats):
-    """numpy RNN forward+backward vs torch.nn.RNN forward+backward on the CPU, float32, one thread."""
+    """numpy RNN and LSTM forward+backward vs torch.nn.RNN and LSTM on the CPU, float32, one thread."""
     import torch
 
     torch.set_num_threads(1)
     rows = []
-    for N, T, D, H in SHAPES:
-        ratio, ours, theirs = _median_ratio(*_rnn_pair(N, T, D, H), repeats)
-        rows.append({"layer": "RNN", "shape": f"N={N} T={T} D={D} H={H}", "numpy_s": ours, "torch_s": theirs,
-                     "ratio": ratio})
+    for kind in ("RNN", "LSTM"):
+        for N, T, D, H in SHAPES:
+            ratio, ours, theirs = _median_ratio(*_layer_pair(kind, N, T, D, H), repeats)
+            rows.append({"layer": kind, "shape": f"N={N} T={T} D={D} H={H}", "numpy_s": ours, "torch_s": theirs,
+                         "ratio": ratio})
     return rows
 
 

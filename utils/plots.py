@@ -86,3 +86,62 @@ def draw_unrolled(T=4):
     ax.set_ylim(-0.5, 3.8)
     _finish(ax)
     return fig
+
+
+GATE_COLOURS = {"i": "#f4b6b6", "f": "#b7e1b0", "o": "#b6cdf4", "g": "#f6e3a1"}
+
+
+def draw_lstm_matrix(D=3, H=2):
+    """The LSTM's one stacked matrix: 4H rows (gates i, f, o, g) by D + H columns (x and h_{t-1}).
+
+    In the lecture's notation W is (4n x 2n) with D = H = n: one product of W with [x; h] gives all four
+    gates' pre-activations at once, and every gate sees both x and the previous hidden state.
+    """
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [1.3, 1]})
+    for k, gate in enumerate("ifog"):
+        for col in range(D + H):
+            ax.add_patch(plt.Rectangle((col, -(k + 1) * H), 1, H, fc=GATE_COLOURS[gate],
+                                       ec="0.3" if col != D else "k", lw=0.6))
+        ax.text(-0.3, -(k + 0.5) * H, f"{gate}: {H} rows", ha="right", va="center", fontsize=10)
+    ax.plot([D, D], [0, -4 * H], "k", lw=2)
+    ax.text(D / 2, 0.4, f"multiplies x_t ({D} columns)", ha="center", fontsize=9)
+    ax.text(D + H / 2, 0.4, f"multiplies h_(t-1) ({H})", ha="center", fontsize=9)
+    ax.set(xlim=(-3.2, D + H + 0.5), ylim=(-4 * H - 0.5, 1.2), title=f"W: (4H) x (D + H) = {4 * H} x {D + H}")
+    ax.set_aspect("equal")
+    ax.axis("off")
+    lines = ["a = W [x_t ; h_(t-1)] + b      (4H numbers)",
+             "i = sigmoid(a[0:H])      input gate",
+             "f = sigmoid(a[H:2H])     forget gate",
+             "o = sigmoid(a[2H:3H])    output gate",
+             "g = tanh(a[3H:4H])       candidate",
+             "c_t = f * c_(t-1) + i * g     (* : element-wise)",
+             "h_t = o * tanh(c_t)"]
+    for k, line in enumerate(lines):
+        ax2.text(0, 1 - k * 0.13, line, family="monospace", fontsize=10, va="top",
+                 color="k" if k in (0, 5, 6) else "0.25",
+                 bbox={"fc": GATE_COLOURS["ifog"[k - 1]], "ec": "none"} if 1 <= k <= 4 else None)
+    ax2.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def draw_highways():
+    """A residual block and an LSTM cell side by side: both carry their input forward by addition."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for ax, (title, inp, branch, out, skip) in zip(axes, [
+        ("ResNet block", "x", "F(x)\n(conv layers)", "x + F(x)", "identity"),
+        ("LSTM cell state", "c_(t-1)", "i * g\n(new content)", "f * c_(t-1) + i * g", "x f (identity when f = 1)"),
+    ], strict=True):
+        _box(ax, 0, 0, "h", inp, w=1.3)
+        _box(ax, 3, 1.2, "W", branch, w=1.9, h=0.9)
+        _box(ax, 6.3, 0, "y", out, w=2.9)
+        _arrow(ax, (0.65, 0), (4.85, 0))
+        ax.text(2.8, -0.35, skip, ha="center", fontsize=9, color="0.2")
+        _arrow(ax, (0.5, 0.25), (2.05, 1.1))
+        _arrow(ax, (3.95, 1.1), (5.4, 0.3))
+        ax.text(4.75, 0.5, "+", fontsize=16)
+        _finish(ax, title)
+        ax.set_xlim(-1, 8)
+        ax.set_ylim(-0.8, 2)
+    fig.suptitle("Gradients flow back along the straight path unchanged (ResNet) or scaled by f (LSTM)", y=1.02)
+    return fig

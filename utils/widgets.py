@@ -86,3 +86,35 @@ def unit_viewer(text, activations, suggested, names=None):
     pick.observe(redraw, names="value")
     redraw()
     return widgets.VBox([pick, out])
+
+
+def slider_plot(draw, **sliders):
+    """A generic explorer: draw(**values) makes a figure; each keyword is a FloatSlider's (min, max, step, value)."""
+    controls = {name: widgets.FloatSlider(value=v, min=lo, max=hi, step=st, description=name,
+                                          continuous_update=False, style={"description_width": "initial"})
+                for name, (lo, hi, st, v) in sliders.items()}
+
+    def show(**values):
+        draw(**values)
+        plt.show()
+
+    return widgets.interactive(show, **controls)
+
+
+def gate_explorer():
+    """One LSTM unit: sliders for f, i, o, g and the previous cell c_(t-1); bars show c_t, h_t and the
+    local gradients dc_t/dc_(t-1) = f and dh_t/dc_t = o * (1 - tanh(c_t)^2)."""
+
+    def draw(f, i, o, g, c_prev):
+        c = f * c_prev + i * g
+        h = o * np.tanh(c)
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 2.8))
+        a1.bar(["c_(t-1)", "f * c_(t-1)", "i * g", "c_t", "h_t"], [c_prev, f * c_prev, i * g, c, h],
+               color=["0.7", "#b7e1b0", "#f6e3a1", "#6aa84f", "#3d85c6"])
+        a1.axhline(0, color="k", lw=0.5)
+        a1.set(ylim=(-3, 3), title=f"c_t = {f:.2f} * {c_prev:.2f} + {i:.2f} * {g:.2f} = {c:.2f};  h_t = {h:.2f}")
+        a2.bar(["dc_t / dc_(t-1)", "dh_t / dc_t"], [f, o * (1 - np.tanh(c) ** 2)], color=["#b7e1b0", "#3d85c6"])
+        a2.set(ylim=(0, 1.05), title="local gradients: f passes the cell's gradient back")
+
+    return slider_plot(draw, f=(0, 1, 0.05, 0.9), i=(0, 1, 0.05, 0.5), o=(0, 1, 0.05, 0.5),
+                       g=(-1, 1, 0.05, 0.8), c_prev=(-2, 2, 0.1, 1.0))
