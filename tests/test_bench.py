@@ -7,7 +7,8 @@ def test_bench_sections_run_and_format():
     result = {"date": "today", "machine": "this one",
               "notebooks": [{"notebook": "solutions/x.ipynb", "mode": "full", "seconds": 1.0, "status": "ok"}],
               "layers": bench.layer_ratios(repeats=1), "char_lm": bench.char_throughput(seconds=0.01)}
-    assert [r["shape"] for r in result["layers"]] == [f"N={n} T={t} D={d} H={h}" for n, t, d, h in bench.SHAPES]
+    assert [(r["layer"], r["shape"]) for r in result["layers"]] == [
+        (kind, f"N={n} T={t} D={d} H={h}") for kind in ("RNN", "LSTM") for n, t, d, h in bench.SHAPES]
     assert all(r["ratio"] > 0 and r["numpy_s"] > 0 for r in result["layers"])
     assert len(result["char_lm"]) == 5 and all(r["chars_per_s"] > 0 for r in result["char_lm"])
     table = bench.format_tables(result)

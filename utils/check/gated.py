@@ -147,6 +147,31 @@ register(Exercise(
 ))
 
 
+register(Exercise(
+    "lstm_forward", NB, gates.lstm_forward,
+    tests=[
+        ("values (float64)", value_test(_lstm_seq_args(), returns("h", "cache"), 1e-7)),
+        ("one time step (T=1)", value_test(_lstm_seq_args(T=1), returns("h", "cache"), 1e-7)),
+        ("float32 inputs", value_test(_lstm_seq_args(dtype=np.float32), returns("h", "cache"), **FLOAT32)),
+    ],
+    mistakes=[
+        (lambda x, h0, Wx, Wh, b: (np.stack([gates.lstm_step_forward(x[:, t], h0, np.zeros_like(h0), Wx, Wh, b)[0]
+                                             for t in range(x.shape[1])], axis=1), None),
+         "Every step starts from h0 and a zero cell: carry both next_h and next_c from step to step."),
+        (lambda x, h0, Wx, Wh, b: (np.stack(_carry_h_only(x, h0, Wx, Wh, b), axis=1), None),
+         "The cell state is reset at every step: carry next_c to the next step along with next_h."),
+    ],
+))
+
+
+def _carry_h_only(x, h0, Wx, Wh, b):
+    h, out = h0, []
+    for t in range(x.shape[1]):
+        h, _, _ = gates.lstm_step_forward(x[:, t], h, np.zeros_like(h0), Wx, Wh, b)
+        out.append(h)
+    return out
+
+
 def _step_backward_args(rng):
     inputs = _lstm_step_args()(rng)
     h, c, cache = gates.lstm_step_forward(*inputs.values())
@@ -196,31 +221,6 @@ register(Exercise(
 ))
 
 
-register(Exercise(
-    "lstm_forward", NB, gates.lstm_forward,
-    tests=[
-        ("values (float64)", value_test(_lstm_seq_args(), returns("h", "cache"), 1e-7)),
-        ("one time step (T=1)", value_test(_lstm_seq_args(T=1), returns("h", "cache"), 1e-7)),
-        ("float32 inputs", value_test(_lstm_seq_args(dtype=np.float32), returns("h", "cache"), **FLOAT32)),
-    ],
-    mistakes=[
-        (lambda x, h0, Wx, Wh, b: (np.stack([gates.lstm_step_forward(x[:, t], h0, np.zeros_like(h0), Wx, Wh, b)[0]
-                                             for t in range(x.shape[1])], axis=1), None),
-         "Every step starts from h0 and a zero cell: carry both next_h and next_c from step to step."),
-        (lambda x, h0, Wx, Wh, b: (np.stack(_carry_h_only(x, h0, Wx, Wh, b), axis=1), None),
-         "The cell state is reset at every step: carry next_c to the next step along with next_h."),
-    ],
-))
-
-
-def _carry_h_only(x, h0, Wx, Wh, b):
-    h, out = h0, []
-    for t in range(x.shape[1]):
-        h, _, _ = gates.lstm_step_forward(x[:, t], h, np.zeros_like(h0), Wx, Wh, b)
-        out.append(h)
-    return out
-
-
 def _seq_backward_args(T=None):
     def make(rng):
         inputs = _lstm_seq_args(T=T)(rng)
@@ -261,55 +261,6 @@ register(Exercise(
          "its dnext_c. This path, through the forget gates, is the LSTM's gradient highway."),
         (_seq_backward_variant(carry_h=False),
          "The gradient flowing back through h is dropped: step t gets dh[:, t] + the dprev_h of step t + 1."),
-    ],
-))
-
-
-# --- GRU -----------------------------------------------------------------------------------------
-
-def _gru_args(N=None, dtype=np.float64):
-    def make(rng):
-        n, _, D, H = _dims(rng, N=N)
-        return {"x": rng.standard_normal((n, D)).astype(dtype), "prev_h": rng.uniform(-1, 1, (n, H)).astype(dtype),
-                **_gate_weights(rng, D, H, 3, dtype)}
-
-    return make
-
-
-def _gru_variant(reset_after=False, swap_z=False, swap_zr=False, no_reset=False):
-    def wrong(x, prev_h, Wx, Wh, b):
-        H = prev_h.shape[1]
-        a = x @ Wx + b
-        z = gates.sigmoid(a[:, :H] + prev_h @ Wh[:, :H])
-        r = gates.sigmoid(a[:, H:2 * H] + prev_h @ Wh[:, H:2 * H])
-        if swap_zr:
-            z, r = r, z
-        if no_reset:
-            r = np.ones_like(r)
-        hn = r * (prev_h @ Wh[:, 2 * H:]) if reset_after else (r * prev_h) @ Wh[:, 2 * H:]
-        n = np.tanh(a[:, 2 * H:] + hn)
-        return ((1 - z) * prev_h + z * n if swap_z else z * prev_h + (1 - z) * n), None
-
-    return wrong
-
-
-register(Exercise(
-    "gru_step_forward", NB, gates.gru_step_forward,
-    tests=[
-        ("values (float64)", value_test(_gru_args(), returns("next_h", "cache"), 1e-7)),
-        ("batch of one (N=1)", value_test(_gru_args(N=1), returns("next_h", "cache"), 1e-7)),
-        ("float32 inputs", value_test(_gru_args(dtype=np.float32), returns("next_h", "cache"), **FLOAT32)),
-    ],
-    mistakes=[
-        (_gru_variant(reset_after=True),
-         "The reset gate multiplies the product (prev_h @ Wh_n), as torch.nn.GRU does; in this lecture's "
-         "formulation it multiplies prev_h before the product: (r * prev_h) @ Wh_n."),
-        (_gru_variant(swap_z=True),
-         "z and 1 - z are swapped: in this formulation z = 1 keeps the old state, next_h = z * prev_h + (1 - z) * n."),
-        (_gru_variant(swap_zr=True),
-         "The blocks are stacked [z r n]: Wx[:, :H] belongs to the update gate z, Wx[:, H:2H] to the reset gate r."),
-        (_gru_variant(no_reset=True),
-         "The reset gate is not used: the candidate is tanh(x @ Wx_n + (r * prev_h) @ Wh_n + b_n)."),
     ],
 ))
 
@@ -380,3 +331,52 @@ def _mapping_test(fn, ex):
 
 register(Exercise("lstm_to_torch", NB, lstm_to_torch,
                   tests=[("torch.nn.LSTM reproduces the numpy LSTM", _mapping_test)]))
+
+
+# --- GRU -----------------------------------------------------------------------------------------
+
+def _gru_args(N=None, dtype=np.float64):
+    def make(rng):
+        n, _, D, H = _dims(rng, N=N)
+        return {"x": rng.standard_normal((n, D)).astype(dtype), "prev_h": rng.uniform(-1, 1, (n, H)).astype(dtype),
+                **_gate_weights(rng, D, H, 3, dtype)}
+
+    return make
+
+
+def _gru_variant(reset_after=False, swap_z=False, swap_zr=False, no_reset=False):
+    def wrong(x, prev_h, Wx, Wh, b):
+        H = prev_h.shape[1]
+        a = x @ Wx + b
+        z = gates.sigmoid(a[:, :H] + prev_h @ Wh[:, :H])
+        r = gates.sigmoid(a[:, H:2 * H] + prev_h @ Wh[:, H:2 * H])
+        if swap_zr:
+            z, r = r, z
+        if no_reset:
+            r = np.ones_like(r)
+        hn = r * (prev_h @ Wh[:, 2 * H:]) if reset_after else (r * prev_h) @ Wh[:, 2 * H:]
+        n = np.tanh(a[:, 2 * H:] + hn)
+        return ((1 - z) * prev_h + z * n if swap_z else z * prev_h + (1 - z) * n), None
+
+    return wrong
+
+
+register(Exercise(
+    "gru_step_forward", NB, gates.gru_step_forward,
+    tests=[
+        ("values (float64)", value_test(_gru_args(), returns("next_h", "cache"), 1e-7)),
+        ("batch of one (N=1)", value_test(_gru_args(N=1), returns("next_h", "cache"), 1e-7)),
+        ("float32 inputs", value_test(_gru_args(dtype=np.float32), returns("next_h", "cache"), **FLOAT32)),
+    ],
+    mistakes=[
+        (_gru_variant(reset_after=True),
+         "The reset gate multiplies the product (prev_h @ Wh_n), as torch.nn.GRU does; in this lecture's "
+         "formulation it multiplies prev_h before the product: (r * prev_h) @ Wh_n."),
+        (_gru_variant(swap_z=True),
+         "z and 1 - z are swapped: in this formulation z = 1 keeps the old state, next_h = z * prev_h + (1 - z) * n."),
+        (_gru_variant(swap_zr=True),
+         "The blocks are stacked [z r n]: Wx[:, :H] belongs to the update gate z, Wx[:, H:2H] to the reset gate r."),
+        (_gru_variant(no_reset=True),
+         "The reset gate is not used: the candidate is tanh(x @ Wx_n + (r * prev_h) @ Wh_n + b_n)."),
+    ],
+))
