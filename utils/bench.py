@@ -88,12 +88,19 @@ def layer_ratios(repeats):
 
 
 def _numpy_char_rnn_step(N, T, V, H, rng):
-    """One truncated-BPTT chunk of the numpy char RNN of notebook 02: forward, loss, backward (no update)."""
+    """One truncated-BPTT chunk of the numpy char RNN of notebook 02: forward, loss, backward, Adam update."""
     from . import charrnn
+    from .train import Adam
 
     params = charrnn.init_params(V, H, rng)
+    opt = Adam(params, lr=1e-3)
     tokens, h0 = rng.integers(0, V, (N, T + 1)), np.zeros((N, H))
-    return lambda: charrnn.char_rnn_loss(params, tokens[:, :-1], tokens[:, 1:], h0)
+
+    def step():
+        _, grads, _ = charrnn.char_rnn_loss(params, tokens[:, :-1], tokens[:, 1:], h0)
+        opt.step(grads)
+
+    return step
 
 
 def _torch_char_lm_step(cell, N, T, V, E, H):

@@ -11,6 +11,11 @@ from tqdm.auto import tqdm
 from .charrnn import streams
 from .models import detach
 
+#: Seconds between progress-bar redraws. Each redraw is a message from the kernel; a test runner that reads
+#: them only after a long cell ends can find the kernel's outgoing queue (1,000 messages) overflowed and
+#: the end-of-cell message dropped, so long training cells redraw once a second, not ten times.
+PROGRESS_INTERVAL = 1.0
+
 
 def device():
     """The GPU when there is one, else the CPU: the notebooks use the same step counts on both."""
@@ -63,7 +68,7 @@ def train(model, corpus, steps, N=64, T=50, lr=1e-2, clip=1.0, evals=10, val_cha
     every = max(1, steps // evals)
     state, elapsed, running = None, 0.0, []
     model.train()
-    for step in tqdm(range(1, steps + 1), desc=desc or model.cell, leave=False):
+    for step in tqdm(range(1, steps + 1), desc=desc or model.cell, leave=False, mininterval=PROGRESS_INTERVAL):
         tick = time.perf_counter()
         s = starts[(step - 1) % len(starts)]
         if s == 0:

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import trange
 
+from .charlm import PROGRESS_INTERVAL
+
 
 def remember_first(n, L, classes, distractors, rng):
     """x: (n, L + 1) token ids, y: (n,) labels. The first token is the label (0..classes-1); the L tokens
@@ -119,7 +121,7 @@ def train_tagger(model, make_batch, steps, lr=3e-3, clip=1.0, last_only=True, de
     """
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
-    for step in trange(steps, desc=desc, leave=False):
+    for step in trange(steps, desc=desc, leave=False, mininterval=PROGRESS_INTERVAL):
         x, y = (torch.as_tensor(a) for a in make_batch(step))
         scores = model(x)
         loss = (F.cross_entropy(scores[:, -1], y) if last_only
