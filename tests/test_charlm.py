@@ -8,13 +8,7 @@ from utils import charlm, layers
 from utils.data import text_corpus
 from utils.models import CharLM, detach
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_cells_and_shapes():

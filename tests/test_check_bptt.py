@@ -8,6 +8,8 @@ import pytest
 
 from utils import check, layers
 
+from .check_cases import assert_check_fails, assert_check_passes
+
 # ---- correct variants ---------------------------------------------------------------------------
 
 
@@ -77,9 +79,7 @@ CORRECT = {
     "name,fn", [(n, f) for n, fns in CORRECT.items() for f in fns], ids=lambda v: getattr(v, "__name__", v)
 )
 def test_correct_variants_pass(name, fn):
-    for _ in range(3):
-        result = check.run(name, fn)
-        assert result.passed, result.message
+    assert_check_passes(name, fn)
 
 
 # ---- wrong implementations ----------------------------------------------------------------------
@@ -189,11 +189,7 @@ WRONG = {
 
 @pytest.mark.parametrize("name,label", [(n, k) for n, d in WRONG.items() for k in d])
 def test_wrong_implementations_fail(name, label):
-    for _ in range(3):
-        result = check.run(name, WRONG[name][label])
-        assert not result.passed, f"{label} passed"
-        assert result.status in ("failed", "error")
-        assert result.message.strip()
+    assert_check_fails(name, WRONG[name][label], label)
 
 
 @pytest.mark.parametrize("label,needle", [

@@ -6,6 +6,8 @@ import torch
 
 from utils import check, gates
 
+from .check_cases import assert_check_fails, assert_check_passes
+
 # ---- correct variants ---------------------------------------------------------------------------
 
 
@@ -98,9 +100,7 @@ CORRECT = {
     "name,fn", [(n, f) for n, fns in CORRECT.items() for f in fns], ids=lambda v: getattr(v, "__name__", v)
 )
 def test_correct_variants_pass(name, fn):
-    for _ in range(3):
-        result = check.run(name, fn)
-        assert result.passed, result.message
+    assert_check_passes(name, fn)
 
 
 # ---- wrong implementations ----------------------------------------------------------------------
@@ -241,11 +241,7 @@ def _gru(x, h, Wx, Wh, b, after=False, swap=False, reset=True, rz=False):
 
 @pytest.mark.parametrize("name,label", [(n, k) for n, d in WRONG.items() for k in d])
 def test_wrong_implementations_fail(name, label):
-    for _ in range(3):
-        result = check.run(name, WRONG[name][label])
-        assert not result.passed, f"{label} passed"
-        assert result.status in ("failed", "error")
-        assert result.message.strip()
+    assert_check_fails(name, WRONG[name][label], label)
 
 
 @pytest.mark.parametrize("name,label,needle", [

@@ -7,13 +7,7 @@ import torch
 from utils import gates
 from utils.gradcheck import numerical_gradient
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("torch_float64")
 
 
 def _params(rng, D, H, k):

@@ -7,14 +7,7 @@ import torch
 from utils import layers
 from utils.gradcheck import numerical_gradient, rel_error
 
-
-@pytest.fixture(autouse=True)
-def float64_torch():
-    """Compare in float64; restore the default afterwards so other tests in this process are unaffected."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("torch_float64")
 
 
 @pytest.fixture

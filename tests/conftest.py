@@ -1,0 +1,22 @@
+"""Fixtures shared by the test modules."""
+
+import pytest
+import torch
+
+
+@pytest.fixture
+def torch_float64():
+    """Compare in float64; restore the default afterwards so other tests in this process are unaffected."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread, as each of the two pytest-xdist workers shares the machine's two cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
