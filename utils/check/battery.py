@@ -111,6 +111,21 @@ def _known_mistake(ex, args, got, select):
     return None
 
 
+def _gradient_gap(mine, num, scale, threshold):
+    """None if mine matches num within threshold * scale; else a sentence on the worst entry.
+
+    The error is relative to the largest gradient entry (`scale`): tiny entries carry finite-difference
+    noise that an element-wise relative error would blow up.
+    """
+    diff = np.abs(mine - num)
+    err = np.max(diff) / max(1e-12, scale)
+    if err < threshold:
+        return None
+    idx = tuple(int(i) for i in np.unravel_index(np.argmax(diff), num.shape))
+    return (f"max difference {err:.2e} of the largest entry (allowed {threshold:.0e}); worst at index {idx}: "
+            f"numerical {num[idx]:.6g}, yours {mine[idx]:.6g}.")
+
+
 def numeric_gradient_test(make_args, loss_and_grad, wrt, threshold=1e-6):
     """Compare the learner's analytic gradient with centred differences of the learner's own loss.
 
@@ -131,13 +146,11 @@ def numeric_gradient_test(make_args, loss_and_grad, wrt, threshold=1e-6):
         analytic = np.asarray(grad, dtype=np.float64)
         if analytic.shape != num.shape:
             raise Failure(f"The gradient has shape {analytic.shape}; expected {num.shape}.")
-        err = np.max(np.abs(analytic - num)) / max(1e-12, np.max(np.abs(num)), np.max(np.abs(analytic)))
-        if not err < threshold:
-            idx = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(analytic - num)), num.shape))
+        gap = _gradient_gap(analytic, num, max(np.max(np.abs(num)), np.max(np.abs(analytic))), threshold)
+        if gap:
             raise Failure(
-                f"Your gradient disagrees with the numerical gradient of your own loss: max difference "
-                f"{err:.2e} of the largest entry (allowed {threshold:.0e}); worst at index {idx}: "
-                f"numerical {num[idx]:.6g}, yours {analytic[idx]:.6g}.\nInputs: {describe_inputs(args)}",
+                f"Your gradient disagrees with the numerical gradient of your own loss: {gap}"
+                f"\nInputs: {describe_inputs(args)}",
                 "If the loss is right (it passed above), the gradient formula is off: softmax minus "
                 "one-hot, masked, divided by N.",
             )
@@ -169,13 +182,10 @@ def backward_gradient_test(forward, make_inputs, grads, threshold=1e-6):
 
             num = numerical_gradient(f, inputs[wrt].copy())
             mine = as_array(name, got[name], num)
-            err = np.max(np.abs(mine - num)) / max(1e-12, np.max(np.abs(num)))
-            if not err < threshold:
-                idx = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(mine - num)), num.shape))
+            gap = _gradient_gap(mine, num, np.max(np.abs(num)), threshold)
+            if gap:
                 raise Failure(
-                    f"`{name}` disagrees with the numerical gradient: max difference {err:.2e} of the largest "
-                    f"entry (allowed {threshold:.0e}); worst at index {idx}: numerical {num[idx]:.6g}, "
-                    f"yours {mine[idx]:.6g}.\nInputs: {describe_inputs(inputs)}",
+                    f"`{name}` disagrees with the numerical gradient: {gap}\nInputs: {describe_inputs(inputs)}",
                     f"Derive {name} with the chain rule through the forward pass, one operation at a time.",
                 )
 
