@@ -1,0 +1,152 @@
+"""Shape world: deterministic, well-formed scenes; captions and answers that match the pictures; a verified cache."""
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from utils.data import shapes
+from utils.data.shapes import HELD_OUT, Vocab, generate, load_shapes, make_scene, render
+
+#: sha256 of the first 50 validation scenes (images and scene records). A change here means every learner's
+#: data changes: bump shapes.VERSION so caches are rebuilt, then update this value.
+VAL_50_SHA256 = "642678997328de740078ece00a8dc04d681179b3774b737379f5acec7829a093"
+
+
+@pytest.fixture(scope="module")
+def train():
+    return generate("train", 2000)
+
+
+def test_a_small_set_is_byte_identical_everywhere():
+    assert shapes.fingerprint(generate("val", 50)) == VAL_50_SHA256
+
+
+def test_scene_i_does_not_depend_on_the_scenes_before_it():
+    assert make_scene("train", 123) == make_scene("train", 123)
+    assert generate("train", 130).scenes[123].things == make_scene("train", 123).things
+    assert make_scene("train", 1) != make_scene("val", 1)
+
+
+def test_objects_are_distinct_separate_in_bounds_and_listed_left_to_right(train):
+    counts = Counter(len(s.things) for s in train.scenes)
+    assert set(counts) == {1, 2, 3, 4} and min(counts.values()) > 350
+    for s in train.scenes:
+        assert len({(t.colour, t.shape) for t in s.things}) == len(s.things)
+        xs = [t.centre_x for t in s.things]
+        assert xs == sorted(xs) and all(b - a >= shapes.MIN_DX for a, b in zip(xs, xs[1:], strict=False))
+        for t in s.things:
+            x0, y0, x1, y1 = t.box
+            assert 0 <= x0 < x1 <= shapes.SIZE and 0 <= y0 < y1 <= shapes.SIZE
+            assert shapes.MIN_SIDE <= x1 - x0 == y1 - y0 <= shapes.MAX_SIDE
+        for i, a in enumerate(s.things):
+            for b in s.things[i + 1:]:
+                assert not shapes._overlaps(a.box, b.box)
+
+
+def test_held_out_compositions_only_in_the_novel_split(train):
+    seen = Counter((t.colour, t.shape) for s in train.scenes for t in s.things)
+    assert not set(HELD_OUT) & set(seen)
+    assert len(seen) == len(shapes.COLOURS) * len(shapes.SHAPES) - len(HELD_OUT)
+    colours, kinds = {c for c, _ in seen}, {k for _, k in seen}
+    assert colours == set(shapes.COLOURS) and kinds == set(shapes.SHAPES)  # each part is still seen
+    for s in generate("novel", 300).scenes:
+        assert any((t.colour, t.shape) in HELD_OUT for t in s.things)
+    for split in ("val", "test"):
+        assert all((t.colour, t.shape) not in HELD_OUT for s in generate(split, 300).scenes for t in s.things)
+
+
+def test_pixels_show_the_objects_and_nothing_else(train):
+    for s, img in zip(train.scenes[:300], train.images[:300], strict=True):
+        assert (render(s) == img).all()
+        drawn = np.zeros(img.shape[:2], dtype=bool)
+        for t in s.things:
+            x0, y0, x1, y1 = t.box
+            patch = img[y0:y1, x0:x1]
+            mine = (patch == shapes.COLOURS[t.colour]).all(axis=2)
+            area = mine.sum() / (x1 - x0) ** 2
+            expected = {"square": 1.0, "circle": np.pi / 4, "triangle": 0.5}[t.shape]
+            assert abs(area - expected) < 0.12, (t, area)
+            assert mine[(y1 - y0) * 3 // 4, (x1 - x0) // 2]  # the lower middle is inside every shape
+            drawn[y0:y1, x0:x1] |= mine
+        assert (img[~drawn] == shapes.BACKGROUND).all()
+
+
+def test_captions_follow_the_grammar(train):
+    scene = make_scene("train", 4)
+    assert scene.captions == ["a yellow triangle , a white circle , a red circle and a purple square"]
+    for s in train.scenes:
+        names = [t.name for t in s.things]
+        first = s.captions[0]
+        if len(names) == 1:
+            assert s.captions == [f"a {names[0]}"]
+        elif len(names) == 2:
+            assert s.captions == [f"a {names[0]} left of a {names[1]}", f"a {names[1]} right of a {names[0]}"]
+        else:
+            assert first == " , ".join(f"a {n}" for n in names[:-1]) + f" and a {names[-1]}"
+
+
+def test_questions_are_balanced_and_answered_correctly(train):
+    by_type = {q: Counter() for q in shapes.QUESTION_TYPES}
+    for s in train.scenes:
+        for qtype, question, answer in s.questions:
+            by_type[qtype][answer] += 1
+            assert (question, answer) in shapes.candidate_questions(s)[qtype]
+            words = question.split()
+            if qtype == "exist":
+                assert (answer == "yes") == any(t.name == f"{words[3]} {words[4]}" for t in s.things)
+            elif qtype == "count" and words[2] == "objects":
+                assert answer == str(len(s.things))
+            elif qtype == "colour":
+                assert [t.colour for t in s.things if t.shape == words[4]] == [answer]
+    for qtype, counts in by_type.items():
+        assert len(set(counts.values())) == 1, (qtype, counts)  # every answer exactly as common
+        assert sum(counts.values()) > 0.4 * len(train), (qtype, counts)
+    assert set(by_type["count"]) == {"0", "1", "2", "3", "4"}
+
+
+def test_the_cache_is_verified_and_rebuilt_with_a_message(tmp_path, capsys, monkeypatch):
+    first = load_shapes("val", root=tmp_path)
+    assert "Building shape world 'val'" in capsys.readouterr().out
+    again = load_shapes("val", root=tmp_path)
+    assert capsys.readouterr().out == ""
+    assert shapes.fingerprint(again) == shapes.fingerprint(first) == shapes.fingerprint(generate("val"))
+    images = tmp_path / "val.images"
+    data = bytearray(images.read_bytes())
+    data[1000] ^= 1
+    images.write_bytes(bytes(data))
+    repaired = load_shapes("val", root=tmp_path)
+    assert "val.images does not match its sha256" in capsys.readouterr().out
+    assert shapes.fingerprint(repaired) == shapes.fingerprint(first)
+    (tmp_path / "val.json").unlink()
+    load_shapes("val", root=tmp_path)
+    assert "val.json is missing" in capsys.readouterr().out
+    manifest = tmp_path / "val.manifest.json"
+    manifest.write_text(json.dumps(json.loads(manifest.read_text()) | {"version": 0}))
+    load_shapes("val", root=tmp_path)
+    assert "another version or other settings" in capsys.readouterr().out
+    monkeypatch.setattr(shapes, "HELD_OUT", HELD_OUT[1:])  # a learner edits the generator's settings
+    load_shapes("val", root=tmp_path)
+    assert "another version or other settings" in capsys.readouterr().out
+
+
+def test_unknown_split():
+    with pytest.raises(ValueError, match="novel"):
+        load_shapes("training")
+    with pytest.raises(ValueError, match="Unknown split"):
+        make_scene("dev", 0)
+
+
+def test_vocab_encodes_pads_and_decodes():
+    vocab = Vocab.from_captions(["a red circle", "a blue square left of a red circle"])
+    assert vocab.words[:4] == ["<NULL>", "<START>", "<END>", "<UNK>"]
+    ids = vocab.encode(["a red circle", "a green square"])
+    assert ids.shape == (2, 5) and ids.dtype == np.int64
+    assert list(ids[0]) == [Vocab.START, vocab.index["a"], vocab.index["red"], vocab.index["circle"], Vocab.END]
+    assert ids[1, 2] == Vocab.UNK
+    assert vocab.decode(ids[0]) == "a red circle"
+    assert vocab.decode(np.array([Vocab.START, vocab.index["a"], Vocab.END, vocab.index["red"]])) == "a"
+    assert vocab.encode(["a red circle"], length=8)[0, 5:].tolist() == [Vocab.NULL] * 3
+    with pytest.raises(ValueError, match="needs 5 tokens"):
+        vocab.encode(["a red circle"], length=4)
