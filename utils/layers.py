@@ -62,12 +62,32 @@ def rnn_backward(dh, caches):
     return dx, dprev, dWx, dWh, db
 
 
+def word_embedding_forward(x, W):
+    """Look up each word's vector: x (N, T) integer ids, W (V, D) -> out (N, T, D), out[n, t] = W[x[n, t]].
+
+    The same as multiplying one-hot rows by W, without building the (N, T, V) one-hot array.
+    """
+    return W[x], (x, W.shape)
+
+
+def word_embedding_backward(dout, cache):
+    """dW (V, D): each row collects the gradients of every position where its word was used.
+
+    np.add.at accumulates over repeated ids; `dW[x] += dout` would keep only one of them.
+    """
+    x, shape = cache
+    dW = np.zeros(shape, dtype=dout.dtype)
+    np.add.at(dW, x, dout)
+    return dW
+
+
 def temporal_affine_forward(x, w, b):
     """The same affine map at every time step. x: (N, T, D), w: (D, M), b: (M,) -> (N, T, M)."""
     return x @ w + b, (x, w)
 
 
 def temporal_affine_backward(dout, cache):
+    """(dx, dw, db): the weights are shared by every step and example, so their gradients sum over both."""
     x, w = cache
     D, M = w.shape
     return dout @ w.T, x.reshape(-1, D).T @ dout.reshape(-1, M), dout.sum(axis=(0, 1))

@@ -164,7 +164,8 @@ def backward_gradient_test(forward, make_inputs, grads, threshold=1e-6):
     make_inputs(rng) -> dict of the forward's inputs. The test draws an upstream gradient dout, runs
     the reference forward for its cache, calls the learner's backward(dout, cache) and checks each
     returned gradient against the numerical gradient of sum(forward(...)[0] * dout). `grads` names the
-    returned tuple, each entry "d" + the name of an input. Float64 throughout, so 1e-6 is generous.
+    returned tuple (or the one array, for a single gradient), each entry "d" + the name of an input.
+    Float64 throughout, so 1e-6 is generous.
     """
     from ..gradcheck import numerical_gradient
 
@@ -173,7 +174,8 @@ def backward_gradient_test(forward, make_inputs, grads, threshold=1e-6):
         inputs = make_inputs(rng)
         out, cache = forward(*copy.deepcopy(inputs).values())
         dout = rng.standard_normal(out.shape)
-        got = returns(*grads)(call_checked(fn, {"dout": dout, "cache": cache}))
+        result = call_checked(fn, {"dout": dout, "cache": cache})
+        got = returns(*grads)(result if len(grads) > 1 or isinstance(result, tuple | list) else (result,))
         for name in grads:
             wrt = name[1:]
 

@@ -49,8 +49,8 @@ def register(exercise):
 
 
 def exercises():
-    """Every registered exercise, in course order."""
-    return list(_REGISTRY.values())
+    """Every registered exercise, in course order: by notebook, then in the order each notebook checks them."""
+    return sorted(_REGISTRY.values(), key=lambda ex: ex.notebook)
 
 
 def get(name):

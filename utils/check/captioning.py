@@ -1,0 +1,397 @@
+"""Exercises of notebook 04: word embeddings, the temporal affine layer, beam search and BLEU."""
+
+import copy
+from collections import Counter
+
+import numpy as np
+
+from .. import decoding, layers
+from .battery import backward_gradient_test, call_checked, describe_inputs, returns, value_test
+from .compare import Failure
+from .core import Exercise, register
+from .rnn_basics import FLOAT32
+
+NB = "04"
+
+
+# --- word embeddings -----------------------------------------------------------------------------
+
+def _embedding_args(dtype=np.float64):
+    def make(rng):
+        V, D = int(rng.integers(4, 8)), int(rng.integers(3, 6))
+        N, T = int(rng.integers(2, 5)), int(rng.integers(3, 7))  # N * T > V: some words repeat
+        return {"x": rng.integers(0, V, (N, T)), "W": rng.standard_normal((V, D)).astype(dtype)}
+
+    return make
+
+
+def _embedding_backward_args(rng):
+    args = _embedding_args()(rng)
+    _, cache = layers.word_embedding_forward(**args)
+    return {"dout": rng.standard_normal(args["x"].shape + (args["W"].shape[1],)), "cache": cache}
+
+
+def _dW_select(result):
+    if isinstance(result, tuple):
+        raise Failure(f"Expected the function to return dW alone (an array); got a tuple of {len(result)}.",
+                      "End your function with `return dW`.")
+    return {"dW": result}
+
+
+def _buffered_add(dout, cache):
+    x, shape = cache
+    dW = np.zeros(shape)
+    dW[x] += dout
+    return dW
+
+
+register(Exercise(
+    "word_embedding_forward", NB, layers.word_embedding_forward,
+    tests=[
+        ("values (float64)", value_test(_embedding_args(), returns("out", "cache"), 1e-12)),
+        ("float32 weights", value_test(_embedding_args(np.float32), returns("out", "cache"), **FLOAT32)),
+    ],
+))
+
+register(Exercise(
+    "word_embedding_backward", NB, layers.word_embedding_backward,
+    tests=[
+        ("values against the reference", value_test(_embedding_backward_args, _dW_select, 1e-10)),
+        ("against numerical gradients",
+         backward_gradient_test(layers.word_embedding_forward, _embedding_args(), ("dW",))),
+    ],
+    mistakes=[
+        (_buffered_add,
+         "A word that occurs more than once must add up all its gradients. `dW[x] += dout` does not: numpy "
+         "writes each repeated row once. Use np.add.at(dW, x, dout), or loop over the positions."),
+    ],
+))
+
+
+# --- temporal affine -----------------------------------------------------------------------------
+
+def _affine_args(dtype=np.float64):
+    def make(rng):
+        N, T, D = (int(rng.integers(2, 6)) for _ in range(3))
+        M = D + int(rng.integers(1, 4))  # D != M, so a transposed w cannot go unnoticed
+        return {"x": rng.standard_normal((N, T, D)).astype(dtype),
+                "w": (rng.standard_normal((D, M)) / np.sqrt(D)).astype(dtype),
+                "b": rng.standard_normal(M).astype(dtype)}
+
+    return make
+
+
+def _affine_backward_args(rng):
+    args = _affine_args()(rng)
+    out, cache = layers.temporal_affine_forward(**args)
+    return {"dout": rng.standard_normal(out.shape), "cache": cache}
+
+
+def _affine_backward_variant(time_only=False, batch_only=False):
+    def wrong(dout, cache):
+        x, w = cache
+        dx, dw, db = layers.temporal_affine_backward(dout, cache)
+        if time_only:
+            dw, db = x[0].T @ dout[0], dout[0].sum(axis=0)
+        if batch_only:
+            dw, db = x[:, -1].T @ dout[:, -1], dout[:, -1].sum(axis=0)
+        return dx, dw, db
+
+    return wrong
+
+
+register(Exercise(
+    "temporal_affine_forward", NB, layers.temporal_affine_forward,
+    tests=[
+        ("values (float64)", value_test(_affine_args(), returns("out", "cache"), 1e-7)),
+        ("float32 inputs", value_test(_affine_args(np.float32), returns("out", "cache"), **FLOAT32)),
+    ],
+    mistakes=[
+        (lambda x, w, b: (x @ w, None), "The bias b is missing: out = x @ w + b at every step."),
+    ],
+))
+
+register(Exercise(
+    "temporal_affine_backward", NB, layers.temporal_affine_backward,
+    tests=[
+        ("values against the reference", value_test(_affine_backward_args, returns("dx", "dw", "db"), 1e-7)),
+        ("against numerical gradients",
+         backward_gradient_test(layers.temporal_affine_forward, _affine_args(), ("dx", "dw", "db"))),
+    ],
+    mistakes=[
+        (_affine_backward_variant(time_only=True),
+         "dw and db only see the first example: the weights are shared by every example and every time "
+         "step, so sum over both (reshape x to (N*T, D) and dout to (N*T, M))."),
+        (_affine_backward_variant(batch_only=True),
+         "dw and db only see the last time step: sum the gradients of every step, since the same w is "
+         "used at each one."),
+    ],
+))
+
+
+# --- beam search ---------------------------------------------------------------------------------
+
+class TinyRNN:
+    """A random word-level RNN language model, small enough to trace by hand in a check.
+
+    Its state matters (the next word depends on all earlier ones), so a search that mixes up which
+    state belongs to which hypothesis gets different scores. Word 0 is <START> and is never predicted;
+    word 1 is <END>, made likelier or rarer by end_bias.
+    """
+
+    def __init__(self, rng, V=7, H=6, end_bias=0.0):
+        self.E = rng.standard_normal((V, H))
+        self.Wh = 1.5 * rng.standard_normal((H, H)) / np.sqrt(H)
+        self.Wy = rng.standard_normal((H, V))
+        self.by = np.zeros(V)
+        self.by[0], self.by[1] = -np.inf, end_bias
+        self.H = H
+
+    def step(self, words, state):
+        words, state = np.asarray(words), np.asarray(state)
+        if words.ndim != 1 or state.ndim != 2 or len(words) != len(state):
+            raise ValueError(f"step takes words (B,) and state (B, {self.H}); got words {words.shape} and state "
+                             f"{state.shape}. Pass one row of state per hypothesis, in the order of the words.")
+        h = np.tanh(self.E[words] + state @ self.Wh)
+        with np.errstate(divide="ignore"):
+            return np.log(layers.softmax(h @ self.Wy + self.by)), h
+
+
+class TableModel:
+    """A model given by a table of next-word probabilities; the state is the last word.
+
+    GARDEN_PATH: the likeliest first word (2, p=0.6) leads to four words at 0.25 each; the other (3, 0.4)
+    to word 4 with 0.9. The best caption is 3 4 <END> (p = 0.36); greedy ends at 0.6 * 0.25 = 0.15.
+    SHORT_OR_LONG: <END> at once has p = 0.4; 2 3 4 <END> has p = 0.6 * 0.5 * 0.6 = 0.18, lower in total
+    but higher per word, so ranking by the mean log-probability instead of the sum reverses the two.
+    """
+
+    GARDEN_PATH = {0: {2: 0.6, 3: 0.4}, 2: {4: 0.25, 5: 0.25, 6: 0.25, 7: 0.25}, 3: {4: 0.9, 5: 0.1}}
+    SHORT_OR_LONG = {0: {1: 0.4, 2: 0.6}, 2: {3: 0.5, 5: 0.5}, 3: {4: 0.6, 6: 0.4}, 5: {7: 1.0}}
+    V, H = 8, 1
+
+    def __init__(self, table):
+        self.table = table
+
+    def step(self, words, state):
+        rows = [[self.table.get(int(w), {1: 1.0}).get(v, 0.0) for v in range(self.V)] for w in words]
+        with np.errstate(divide="ignore"):
+            return np.log(np.array(rows)), np.asarray(words, dtype=np.float64)[:, None]
+
+
+def _beam_checked(fn, step, state, beam_width, max_len):
+    args = {"step": step, "state": state, "start": 0, "end": 1, "beam_width": beam_width, "max_len": max_len}
+    out = call_checked(fn, args)
+    if not isinstance(out, list | tuple) or not all(isinstance(h, list | tuple) and len(h) == 2 for h in out):
+        raise Failure(f"Expected a list of (words, score) pairs; got {type(out).__name__}"
+                      + (f" holding {type(out[0]).__name__}" if isinstance(out, list | tuple) and out else "") + ".",
+                      "Return e.g. [([3, 4, 1], -1.02), ([2, 5, 1], -1.90)], best first.")
+    return [([int(w) for w in words], float(score)) for words, score in out], args
+
+
+def _describe_hyps(hyps):
+    return "; ".join(f"{words} {score:.4f}" for words, score in hyps[:4]) or "nothing"
+
+
+def _same(got, want):
+    return len(got) == len(want) and all(
+        g[0] == w[0] and abs(g[1] - w[1]) <= 1e-9 * max(1.0, abs(w[1])) for g, w in zip(got, want, strict=True))
+
+
+def _beam_test(make_model, beam_width, max_len, models=1):
+    """Compare with the reference on `models` fresh models (several, where one alone can miss a mistake)."""
+
+    def test(fn, ex):
+        for _ in range(models):
+            _one_beam_test(fn, ex, make_model(np.random.default_rng()), beam_width, max_len)
+
+    return test
+
+
+def _one_beam_test(fn, ex, model, beam_width, max_len):
+    state = np.zeros((1, model.H))
+    got, args = _beam_checked(fn, model.step, state, beam_width, max_len)
+    want = ex.reference(*copy.deepcopy(args).values())
+    if _same(got, want):
+        return
+    hint = None
+    for wrong, why in ex.mistakes:
+        try:
+            theirs = wrong(*copy.deepcopy(args).values())
+        except ValueError:  # this mistake cannot even run on this model
+            continue
+        if _same(got, theirs):
+            hint = why
+            break
+    if hint is None and got and want and got[0][0] == want[0][0]:
+        hint = ("The best caption is right but the rest of the list is not: return every finished hypothesis "
+                "and those left in the beam after max_len words, best first, at most beam_width of them.")
+    raise Failure(
+        f"Expected (words, score), best first: {_describe_hyps(want)}.\nGot: {_describe_hyps(got)}."
+        f"\nInputs: {describe_inputs({k: v for k, v in args.items() if k != 'step'})}, a {type(model).__name__} "
+        "model (word 0 is <START>, 1 is <END>).",
+        hint or "Trace the search by hand for two steps with beam_width=2: which hypotheses are kept, and "
+                "which state row does each one continue from?")
+
+
+def _beam_variant(reorder_state=True, accumulate=True, drop_finished=True, normalise=False):
+    """A wrong beam search: one of its bookkeeping steps left out."""
+
+    def wrong(step, state, start, end, beam_width, max_len):
+        beam, scores, finished = [[]], np.zeros(1), []
+        for _ in range(max_len):
+            last = np.array([seq[-1] if seq else start for seq in beam])
+            log_probs, new_state = step(last, state)
+            total = (scores[:, None] if accumulate else 0) + log_probs
+            width = beam_width - len(finished) if drop_finished else beam_width
+            rows, words = np.unravel_index(np.argsort(-total, axis=None, kind="stable")[:width], total.shape)
+            live = []
+            for r, w in zip(rows, words, strict=True):
+                hyp = (beam[r] + [int(w)], float(total[r, w]))
+                if w == end and drop_finished:
+                    finished.append(hyp)
+                else:
+                    live.append((hyp, r))
+            if not live:
+                break
+            beam = [h[0] for h, _ in live]
+            scores = np.array([h[1] for h, _ in live])
+            rows = [r for _, r in live] if reorder_state else np.arange(len(live)) % len(new_state)  # rows as they come
+            state = new_state[rows]
+        else:
+            finished += list(zip(beam, scores.tolist(), strict=True))
+        if normalise:
+            return sorted(finished, key=lambda h: -h[1] / len(h[0]))[:beam_width]
+        return sorted(finished, key=lambda h: -h[1])[:beam_width]
+
+    return wrong
+
+
+register(Exercise(
+    "beam_search", NB, decoding.beam_search,
+    tests=[
+        ("beam_width=1 is greedy decoding", _beam_test(lambda rng: TinyRNN(rng), 1, 6)),
+        ("finds the best caption that greedy misses",
+         _beam_test(lambda rng: TableModel(TableModel.GARDEN_PATH), 2, 5)),
+        ("ranks by total log-probability", _beam_test(lambda rng: TableModel(TableModel.SHORT_OR_LONG), 2, 6)),
+        ("beam_width=3 on a random RNN", _beam_test(lambda rng: TinyRNN(rng), 3, 6, models=3)),
+        ("beam_width=4, hypotheses cut at max_len",
+         _beam_test(lambda rng: TinyRNN(rng, end_bias=-2.0), 4, 7, models=3)),
+    ],
+    mistakes=[
+        (_beam_variant(reorder_state=False),
+         "Each kept hypothesis must continue from its own parent's state: reorder the rows of the new state "
+         "with the indices of the hypotheses you kept (new_state[rows])."),
+        (_beam_variant(accumulate=False),
+         "Score a hypothesis by the sum of the log-probabilities of all its words, not of its last word only."),
+        (_beam_variant(drop_finished=False),
+         "A hypothesis that ends with <END> has finished: move it out of the beam (which gets one narrower) "
+         "instead of extending it further."),
+        (_beam_variant(normalise=True),
+         "Rank by the total log-probability, not divided by the length (length normalisation is a variant the "
+         "notebook discusses, not this exercise)."),
+    ],
+))
+
+
+# --- BLEU ----------------------------------------------------------------------------------------
+
+def _corpus(rng):
+    """Short sentences over a 4-word vocabulary, so n-grams of every order match now and then."""
+    words = ["a", "red", "circle", "left"]
+
+    def sentence():
+        return [words[i] for i in rng.integers(0, 4, int(rng.integers(4, 10)))]
+
+    n = int(rng.integers(3, 7))
+    cands = [sentence() for _ in range(n)]
+    refs = [[sentence() for _ in range(int(rng.integers(2, 4)))] for _ in range(n)]
+    for c, r in zip(cands, refs, strict=True):  # plant a long match, so no p_n is zero
+        r[0][:4] = c[:4]
+    return cands, refs
+
+
+def _bleu_args(rng):
+    cands, refs = _corpus(rng)
+    return {"candidates": cands, "references": refs}
+
+
+def _short_args(rng):
+    """Candidates cut short: references a little longer, much longer and much shorter; only the closest is r."""
+    cands, _ = _corpus(rng)
+    refs = [[c + ["left", "a"], c + ["red"] * int(rng.integers(4, 7)), c[:1]] for c in cands]
+    return {"candidates": cands, "references": refs}
+
+
+def _bleu_select(result):
+    if isinstance(result, tuple | list | np.ndarray) and np.ndim(result) > 0:
+        raise Failure(f"Expected one number, the corpus BLEU; got {type(result).__name__} of {len(result)}.",
+                      "Sum the matched and total n-gram counts over the whole corpus, then combine them once.")
+    return {"bleu": result}
+
+
+def _bleu_variant(clip=True, brevity="closest", mean="geometric", corpus=True):
+    """A wrong BLEU. brevity: "closest", "shortest", "longest" or None; mean: "geometric" or "arithmetic"."""
+
+    def one(cands, refs):
+        matched, total, c, r = np.zeros(4), np.zeros(4), 0, 0
+        for cand, rs in zip(cands, refs, strict=True):
+            c += len(cand)
+            lengths = [len(x) for x in rs]
+            r += {"closest": min(lengths, key=lambda k: (abs(k - len(cand)), k)), "shortest": min(lengths),
+                  "longest": max(lengths), None: 0}[brevity]
+            for n in range(1, 5):
+                counts = decoding._ngrams(cand, n)
+                most = Counter()
+                for ref in rs:
+                    most |= decoding._ngrams(ref, n)
+                matched[n - 1] += sum(min(k, most[g]) if clip else k * (most[g] > 0) for g, k in counts.items())
+                total[n - 1] += sum(counts.values())
+        if matched.min() == 0:
+            return 0.0
+        p = matched / total
+        score = np.exp(np.log(p).mean()) if mean == "geometric" else p.mean()
+        return float(min(1.0, np.exp(1 - r / c)) * score)
+
+    def wrong(candidates, references, max_n=4):
+        if corpus:
+            return one(candidates, references)
+        return float(np.mean([one([c], [r]) for c, r in zip(candidates, references, strict=True)]))
+
+    return wrong
+
+
+register(Exercise(
+    "bleu", NB, decoding.bleu,
+    tests=[
+        ("a perfect match scores 1", value_test(
+            lambda rng: (lambda c: {"candidates": c, "references": [[s] for s in c]})(_corpus(rng)[0]),
+            _bleu_select, 1e-9)),
+        ("random corpora against the reference", value_test(_bleu_args, _bleu_select, 1e-9)),
+        ("short candidates pay the brevity penalty", value_test(_short_args, _bleu_select, 1e-9)),
+        ("a repeated word is clipped", value_test(
+            lambda rng: {"candidates": [["a"] * 7, ["a", "red", "circle", "left", "of", "a", "blue"]],
+                         "references": [[["a", "red", "circle", "left", "of", "a", "red", "square"]],
+                                        [["a", "red", "circle", "left", "of", "a", "blue", "square"]]]},
+            _bleu_select, 1e-9)),
+    ],
+    mistakes=[
+        (_bleu_variant(clip=False),
+         "Clip each n-gram's count by the largest number of times it occurs in any one reference: otherwise "
+         "'a a a a' gets full marks against 'a red circle'."),
+        (_bleu_variant(brevity=None),
+         "The brevity penalty is missing, or taken from a reference shorter than the candidate (which makes it 1): "
+         "BP = min(1, exp(1 - r / c)), with r the length of the reference closest to each candidate's. Without it, "
+         "short captions that leave words out score too well."),
+        (_bleu_variant(brevity="shortest"),
+         "For r, take the reference whose length is closest to the candidate's (the shorter one on a tie), not "
+         "the shortest reference."),
+        (_bleu_variant(brevity="longest"),
+         "For r, take the reference whose length is closest to the candidate's, not the longest reference."),
+        (_bleu_variant(mean="arithmetic"),
+         "Combine p_1..p_4 with the geometric mean, exp(mean(log p_n)), not the arithmetic mean."),
+        (_bleu_variant(corpus=False),
+         "That is the average of sentence BLEUs. Corpus BLEU sums the matched and total n-gram counts (and the "
+         "lengths) over all candidates first, then computes the precisions and the brevity penalty once."),
+    ],
+))
