@@ -6,10 +6,14 @@ from utils import bench
 def test_bench_sections_run_and_format():
     result = {"date": "today", "machine": "this one",
               "notebooks": [{"notebook": "solutions/x.ipynb", "mode": "full", "seconds": 1.0, "status": "ok"}],
-              "layers": bench.layer_ratios(repeats=1), "char_lm": bench.char_throughput(seconds=0.01)}
+              "layers": bench.layer_ratios(repeats=1), "char_lm": bench.char_throughput(seconds=0.01),
+              "shape_world": bench.shape_world(seconds=0.01)}
     assert [(r["layer"], r["shape"]) for r in result["layers"]] == [
         (kind, f"N={n} T={t} D={d} H={h}") for kind in ("RNN", "LSTM") for n, t, d, h in bench.SHAPES]
     assert all(r["ratio"] > 0 and r["numpy_s"] > 0 for r in result["layers"])
     assert len(result["char_lm"]) == 5 and all(r["chars_per_s"] > 0 for r in result["char_lm"])
     table = bench.format_tables(result)
+    assert [r["unit"] for r in result["shape_world"]] == ["s", "s", "images/s"]
+    assert all(r["value"] > 0 for r in result["shape_world"])
     assert "numpy vs torch" in table and "torch LSTM" in table and "solutions/x.ipynb" in table
+    assert "draw 10,000 scenes" in table

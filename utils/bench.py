@@ -147,6 +147,37 @@ def char_throughput(seconds):
     return rows
 
 
+def shape_world(seconds):
+    """Seconds to draw 10,000 shape-world scenes and to load the cached training split, and the training
+    throughput of notebook 04's captioner (images per second, default threads, batches of 64)."""
+    import torch
+
+    from .captioning import train_captioner
+    from .data.shapes import Vocab, generate, load_shapes
+    from .models import Captioner
+
+    start = time.perf_counter()
+    drawn = generate("train", 10_000)
+    rows = [{"what": "draw 10,000 scenes (images, captions, questions)", "value": time.perf_counter() - start,
+             "unit": "s"}]
+    start = time.perf_counter()
+    train = load_shapes("train")
+    rows.append({"what": f"load and verify the cached train split ({len(train):,} scenes)",
+                 "value": time.perf_counter() - start, "unit": "s"})
+    vocab = Vocab.from_captions(drawn.captions)
+    ids = vocab.encode(drawn.captions)
+    torch.manual_seed(0)
+    model = Captioner(len(vocab))
+    train_captioner(model, drawn.images, ids, 3)  # warm up
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        train_captioner(model, drawn.images, ids, 5)
+        n += 5
+    rows.append({"what": "captioner training (image at every step, LSTM)",
+                 "value": n * 64 / (time.perf_counter() - start), "unit": "images/s"})
+    return rows
+
+
 def notebook_times(timeout):
     """Wall time of each solutions notebook (full) and each lecture (fast mode), kernel start included."""
     from .check.cli import check_notebook
@@ -181,6 +212,8 @@ def format_tables(result):
               f"{1e3 * r['torch_s']:8.1f} ms  ratio {r['ratio']:5.2f}" for r in result["layers"]]
     lines += ["", "char-LM training throughput (characters per second)"]
     lines += [f"  {r['model']:<48} {r['chars_per_s']:>10,.0f}" for r in result["char_lm"]]
+    lines += ["", "shape world and captioning"]
+    lines += [f"  {r['what']:<55} {r['value']:>10,.1f} {r['unit']}" for r in result["shape_world"]]
     return "\n".join(lines)
 
 
@@ -199,6 +232,7 @@ def main(argv=None):
         "notebooks": notebook_times(timeout=600),
         "layers": _in_child("layers", args.quick),
         "char_lm": _in_child("char_lm", args.quick),
+        "shape_world": shape_world(1.0 if args.quick else 10.0),
     }
     print(format_tables(result))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

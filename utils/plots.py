@@ -3,6 +3,8 @@
 Colours follow the usual RNN figures: inputs red, hidden states green, outputs blue.
 """
 
+import textwrap
+
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
@@ -144,4 +146,17 @@ def draw_highways():
         ax.set_xlim(-1, 8)
         ax.set_ylim(-0.8, 2)
     fig.suptitle("Gradients flow back along the straight path unchanged (ResNet) or scaled by f (LSTM)", y=1.02)
+    return fig
+
+
+def draw_scenes(images, captions, cols=4, width=2.6):
+    """A grid of images, each titled by its caption (wrapped at 30 characters; a newline starts a new line)."""
+    rows = -(-len(images) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * width, rows * (width + 1.0)), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for ax, img, cap in zip(axes.ravel(), images, captions, strict=False):
+        ax.imshow(img)
+        ax.set_title("\n".join(line for part in cap.split("\n") for line in textwrap.wrap(part, 30)), fontsize=8)
+    fig.tight_layout()
     return fig

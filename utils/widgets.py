@@ -118,3 +118,31 @@ def gate_explorer():
 
     return slider_plot(draw, f=(0, 1, 0.05, 0.9), i=(0, 1, 0.05, 0.5), o=(0, 1, 0.05, 0.5),
                        g=(-1, 1, 0.05, 0.8), c_prev=(-2, 2, 0.1, 1.0))
+
+
+def caption_browser(images, references, predict, next_words):
+    """Browse images with a slider: the image, its reference and predicted captions, and for each predicted
+    word the model's five likeliest candidates at that position.
+
+    predict(i) -> caption; next_words(i, caption) -> [(word, [(candidate, p), ...]), ...] (captioning.next_word_table).
+    """
+    from IPython.display import HTML, display
+
+    def show(index):
+        caption = predict(index)
+        fig, ax = plt.subplots(figsize=(2.4, 2.4))
+        ax.imshow(images[index])
+        ax.set_axis_off()
+        plt.show()
+        verdict = "exact match" if caption in references[index] else "differs from every reference"
+        rows = []
+        for word, top in next_words(index, caption):
+            cells = "".join(f"<td style='padding:0 8px;{'font-weight:bold' if w == word else ''}'>{w} {p:.2f}</td>"
+                            for w, p in top)
+            rows.append(f"<tr><td style='padding:0 8px'><b>{word}</b></td>{cells}</tr>")
+        display(HTML(f"<p>reference: <i>{references[index][0]}</i><br>predicted: <i>{caption}</i> ({verdict})</p>"
+                     "<table><tr><th>word</th><th colspan=5>the 5 likeliest words at this position</th></tr>"
+                     + "".join(rows) + "</table>"))
+
+    return widgets.interactive(show, index=widgets.IntSlider(value=0, min=0, max=len(images) - 1,
+                                                             description="image", continuous_update=False))

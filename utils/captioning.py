@@ -1,0 +1,196 @@
+"""Training, decoding and scoring for the captioners of `utils.models` on shape world (notebook 04)."""
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import trange
+
+from .charlm import PROGRESS_INTERVAL, device
+from .data.shapes import Vocab
+from .layers import temperature_sample
+
+
+def image_tensor(images, dev=None):
+    """uint8 images (N, H, W, 3) -> float (N, 3, H, W) in [0, 1], on dev."""
+    x = torch.as_tensor(np.ascontiguousarray(images), device=dev)
+    return x.permute(0, 3, 1, 2).float().div_(255)
+
+
+def _device_of(model):
+    return next(model.parameters()).device
+
+
+def train_captioner(model, images, ids, steps, batch=64, lr=3e-3, clip=5.0, seed=0, desc=None):
+    """Teacher forcing with Adam for a fixed number of steps on random batches (drawn from `seed`).
+
+    ids: (N, T) captions as <START> words <END> <NULL>...; the model reads ids[:, :-1] and is scored on
+    predicting ids[:, 1:], with <NULL> positions left out of the loss. The learning rate falls linearly
+    to 0. Returns a history dict: step, seconds (training time only), loss (mean per word since the
+    previous entry).
+    """
+    dev = device()
+    model.to(dev).train()
+    ids = torch.as_tensor(ids, device=dev)
+    order = np.random.default_rng(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda done: 1 - done / steps)
+    history = {"step": [], "seconds": [], "loss": []}
+    every, elapsed, running = max(1, steps // 20), 0.0, []
+    for step in trange(1, steps + 1, desc=desc, leave=False, mininterval=PROGRESS_INTERVAL):
+        tick = time.perf_counter()
+        rows = order.integers(0, len(ids), batch)
+        words = ids[rows]
+        scores, _ = model(image_tensor(images[rows], dev), words[:, :-1])
+        loss = F.cross_entropy(scores.reshape(-1, scores.shape[-1]), words[:, 1:].reshape(-1),
+                               ignore_index=Vocab.NULL)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        schedule.step()
+        elapsed += time.perf_counter() - tick
+        running.append(loss.item())
+        if step % every == 0 or step == steps:
+            history["step"].append(step)
+            history["seconds"].append(elapsed)
+            history["loss"].append(float(np.mean(running)))
+            running = []
+    return history
+
+
+@torch.no_grad()
+def greedy(model, images, max_len=20, temperature=0.0, rng=None, batch=500):
+    """Decode captions word by word: the most likely next word (temperature 0) or a sample.
+
+    Returns (N, max_len) ids, <END> included, <NULL> after it. Sampling draws from softmax(scores / T)
+    with the numpy Generator rng, so a seed repeats the captions.
+    """
+    model.eval()
+    dev = _device_of(model)
+    out = np.full((len(images), max_len), Vocab.NULL, dtype=np.int64)
+    for lo in range(0, len(images), batch):
+        v, state = model.start(image_tensor(images[lo:lo + batch], dev))
+        words = torch.full((len(v), 1), Vocab.START, device=dev)
+        done = np.zeros(len(v), dtype=bool)
+        for t in range(max_len):
+            scores, state = model.step(v, words, state)
+            scores = scores[:, -1].double().cpu().numpy()
+            if temperature == 0:
+                nxt = scores.argmax(axis=1)
+            else:
+                nxt = temperature_sample(scores, temperature, rng)
+            nxt[done] = Vocab.NULL
+            out[lo:lo + len(v), t] = nxt
+            done |= nxt == Vocab.END
+            if done.all():
+                break
+            words = torch.as_tensor(nxt, device=dev)[:, None]
+    model.train()
+    return out
+
+
+def exact_match(predicted, scenes):
+    """Fraction of predicted captions (strings) equal to one of their scene's reference captions."""
+    return float(np.mean([p in s.captions for p, s in zip(predicted, scenes, strict=True)]))
+
+
+def _state_to_numpy(model, state, batch):
+    """The decoder state as one (B, S) float64 array: h, or h and c side by side for an LSTM."""
+    if state is None:
+        return np.zeros((batch, model.rnn.hidden_size * (2 if model.cell == "lstm" else 1)))
+    parts = state if isinstance(state, tuple) else (state,)
+    return torch.cat([p[0] for p in parts], dim=1).double().cpu().numpy()
+
+
+def _state_from_numpy(model, state, dev):
+    s = torch.as_tensor(state, dtype=torch.float32, device=dev)[None]
+    return tuple(s.chunk(2, dim=2)) if model.cell == "lstm" else s
+
+
+def beam_step(model, image):
+    """(step, state) for one image, as `decoding.beam_search` wants them: numpy in, numpy out.
+
+    step(words (B,), state (B, S)) -> (log_probs (B, V), new_state (B, S)) runs one decoder step for B
+    hypotheses of the same image; state packs h (and c for an LSTM) into one row per hypothesis.
+    """
+    model.eval()
+    dev = _device_of(model)
+    with torch.no_grad():
+        v, state = model.start(image_tensor(image[None], dev))
+
+    @torch.no_grad()
+    def step(words, state):
+        words = torch.as_tensor(np.asarray(words), device=dev)[:, None]
+        scores, new = model.step(v.expand(len(words), -1), words, _state_from_numpy(model, state, dev))
+        return (F.log_softmax(scores[:, -1].double(), dim=1).cpu().numpy(),
+                _state_to_numpy(model, new, len(words)))
+
+    return step, _state_to_numpy(model, state, 1)
+
+
+def beam_captions(model, images, vocab, search, beam_width, max_len=20):
+    """The best caption of each image under search(step, state, start, end, beam_width, max_len)."""
+    out = []
+    for image in images:
+        step, state = beam_step(model, image)
+        best_words, _ = search(step, state, Vocab.START, Vocab.END, beam_width, max_len)[0]
+        out.append(vocab.decode(best_words))
+    model.train()
+    return out
+
+
+@torch.no_grad()
+def next_word_table(model, image, vocab, caption, k=5):
+    """For each word of `caption` (and the <END> after it), the k likeliest words the model predicted there.
+
+    Returns a list of (word, [(candidate, probability), ...]) pairs, teacher-forced on the caption.
+    """
+    model.eval()
+    dev = _device_of(model)
+    ids = torch.as_tensor(vocab.encode([caption]), device=dev)
+    scores, _ = model(image_tensor(image[None], dev), ids[:, :-1])
+    probs = scores[0].softmax(dim=1).cpu().numpy()
+    model.train()
+    rows = []
+    for t, target in enumerate(ids[0, 1:].tolist()):
+        top = np.argsort(-probs[t])[:k]
+        rows.append((vocab.words[target], [(vocab.words[i], float(probs[t, i])) for i in top]))
+    return rows
+
+
+def blind_loss(ids):
+    """The lowest loss per word a model can reach without looking at the image: the entropy of each next word
+    given all the words before it, measured on the captions `ids` themselves (in nats, like the training loss)."""
+    from collections import Counter
+
+    counts, prefixes = Counter(), Counter()
+    for row in ids.tolist():
+        for t in range(1, len(row)):
+            if row[t] == Vocab.NULL:
+                break
+            counts[tuple(row[:t + 1])] += 1
+            prefixes[tuple(row[:t])] += 1
+    words = sum(counts.values())
+    return -sum(k * np.log(k / prefixes[seq[:-1]]) for seq, k in counts.items()) / words
+
+
+def image_gradient_by_position(model, images, ids):
+    """How strongly each position's loss reaches the image vector v: the mean over the batch of
+    ||d loss_t / d v|| for every target position t (positions past a caption's end are NaN)."""
+    dev = _device_of(model)
+    model.eval()
+    ids = torch.as_tensor(ids, device=dev)
+    v, state = model.start(image_tensor(images, dev))
+    scores, _ = model.step(v, ids[:, :-1], state)
+    losses = F.cross_entropy(scores.transpose(1, 2), ids[:, 1:], reduction="none")  # (N, T)
+    norms = np.full(losses.shape, np.nan)
+    for t in range(losses.shape[1]):
+        live = ids[:, t + 1] != Vocab.NULL
+        if not live.any():
+            break
+        grad, = torch.autograd.grad(losses[:, t].sum(), v, retain_graph=True)
+        norms[live.cpu().numpy(), t] = grad[live].norm(dim=1).cpu().numpy()
+    model.train()
+    return np.nanmean(norms, axis=0)
