@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from utils.check.captioning import TableModel, TinyRNN
-from utils.decoding import beam_search, bleu
+from utils.check.captioning import TinyRNN
+from utils.decoding import TableModel, beam_search, bleu
 
 START, END = 0, 1
 

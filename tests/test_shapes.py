@@ -150,3 +150,9 @@ def test_vocab_encodes_pads_and_decodes():
     assert vocab.encode(["a red circle"], length=8)[0, 5:].tolist() == [Vocab.NULL] * 3
     with pytest.raises(ValueError, match="needs 5 tokens"):
         vocab.encode(["a red circle"], length=4)
+
+
+def test_loaded_images_are_ordinary_writable_arrays(tmp_path):
+    load_shapes("val", root=tmp_path, quiet=True)
+    cached = load_shapes("val", root=tmp_path)  # torch warns on read-only arrays
+    assert cached.images.flags.writeable and cached.images.shape == (1000, 64, 64, 3)

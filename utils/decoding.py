@@ -1,8 +1,8 @@
-"""Beam search and BLEU, the reference solutions of notebook 04's last two exercises.
+"""Beam search and BLEU, the reference solutions of notebook 04's last two exercises, and a toy model.
 
 Both are written against plain numpy and lists, not a model class: beam search sees the model only
 through a `step` function, so the same search decodes the torch captioner, the check's tiny numpy
-models and the attention decoder of notebook 05.
+models, the toy TableModel and the attention decoder of notebook 05.
 """
 
 import math
@@ -89,3 +89,28 @@ def bleu(candidates, references, max_n=4):
         return 0.0
     log_p = sum(math.log(m / t) for m, t in zip(matched, total, strict=True)) / max_n
     return min(1.0, math.exp(1 - r / c)) * math.exp(log_p)
+
+
+class TableModel:
+    """A toy language model given by a table of next-word probabilities, for tracing searches by hand.
+
+    Word 0 is <START> and 1 is <END>; table[w] maps each possible next word after w to its probability,
+    and a word missing from the table is followed by <END>. The state is just the last word.
+
+    GARDEN_PATH: the likeliest first word (2, p=0.6) leads to four words at 0.25 each; the other (3, 0.4)
+    to word 4 with 0.9. The best caption is 3 4 <END> (p = 0.36); greedy ends at 0.6 * 0.25 = 0.15.
+    SHORT_OR_LONG: <END> at once has p = 0.4; 2 3 4 <END> has p = 0.6 * 0.5 * 0.6 = 0.18, lower in total
+    but higher per word, so ranking by the mean log-probability instead of the sum reverses the two.
+    """
+
+    GARDEN_PATH = {0: {2: 0.6, 3: 0.4}, 2: {4: 0.25, 5: 0.25, 6: 0.25, 7: 0.25}, 3: {4: 0.9, 5: 0.1}}
+    SHORT_OR_LONG = {0: {1: 0.4, 2: 0.6}, 2: {3: 0.5, 5: 0.5}, 3: {4: 0.6, 6: 0.4}, 5: {7: 1.0}}
+    V, H = 8, 1
+
+    def __init__(self, table):
+        self.table = table
+
+    def step(self, words, state):
+        rows = [[self.table.get(int(w), {1: 1.0}).get(v, 0.0) for v in range(self.V)] for w in words]
+        with np.errstate(divide="ignore"):
+            return np.log(np.array(rows)), np.asarray(words, dtype=np.float64)[:, None]

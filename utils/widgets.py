@@ -126,6 +126,8 @@ def caption_browser(images, references, predict, next_words):
 
     predict(i) -> caption; next_words(i, caption) -> [(word, [(candidate, p), ...]), ...] (captioning.next_word_table).
     """
+    from html import escape
+
     from IPython.display import HTML, display
 
     def show(index):
@@ -137,9 +139,9 @@ def caption_browser(images, references, predict, next_words):
         verdict = "exact match" if caption in references[index] else "differs from every reference"
         rows = []
         for word, top in next_words(index, caption):
-            cells = "".join(f"<td style='padding:0 8px;{'font-weight:bold' if w == word else ''}'>{w} {p:.2f}</td>"
-                            for w, p in top)
-            rows.append(f"<tr><td style='padding:0 8px'><b>{word}</b></td>{cells}</tr>")
+            cells = "".join(f"<td style='padding:0 8px;{'font-weight:bold' if w == word else ''}'>"
+                            f"{escape(w)} {p:.2f}</td>" for w, p in top)
+            rows.append(f"<tr><td style='padding:0 8px'><b>{escape(word)}</b></td>{cells}</tr>")
         display(HTML(f"<p>reference: <i>{references[index][0]}</i><br>predicted: <i>{caption}</i> ({verdict})</p>"
                      "<table><tr><th>word</th><th colspan=5>the 5 likeliest words at this position</th></tr>"
                      + "".join(rows) + "</table>"))

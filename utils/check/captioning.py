@@ -6,6 +6,7 @@ from collections import Counter
 import numpy as np
 
 from .. import decoding, layers
+from ..decoding import TableModel
 from .battery import backward_gradient_test, call_checked, describe_inputs, returns, value_test
 from .compare import Failure
 from .core import Exercise, register
@@ -155,28 +156,6 @@ class TinyRNN:
         h = np.tanh(self.E[words] + state @ self.Wh)
         with np.errstate(divide="ignore"):
             return np.log(layers.softmax(h @ self.Wy + self.by)), h
-
-
-class TableModel:
-    """A model given by a table of next-word probabilities; the state is the last word.
-
-    GARDEN_PATH: the likeliest first word (2, p=0.6) leads to four words at 0.25 each; the other (3, 0.4)
-    to word 4 with 0.9. The best caption is 3 4 <END> (p = 0.36); greedy ends at 0.6 * 0.25 = 0.15.
-    SHORT_OR_LONG: <END> at once has p = 0.4; 2 3 4 <END> has p = 0.6 * 0.5 * 0.6 = 0.18, lower in total
-    but higher per word, so ranking by the mean log-probability instead of the sum reverses the two.
-    """
-
-    GARDEN_PATH = {0: {2: 0.6, 3: 0.4}, 2: {4: 0.25, 5: 0.25, 6: 0.25, 7: 0.25}, 3: {4: 0.9, 5: 0.1}}
-    SHORT_OR_LONG = {0: {1: 0.4, 2: 0.6}, 2: {3: 0.5, 5: 0.5}, 3: {4: 0.6, 6: 0.4}, 5: {7: 1.0}}
-    V, H = 8, 1
-
-    def __init__(self, table):
-        self.table = table
-
-    def step(self, words, state):
-        rows = [[self.table.get(int(w), {1: 1.0}).get(v, 0.0) for v in range(self.V)] for w in words]
-        with np.errstate(divide="ignore"):
-            return np.log(np.array(rows)), np.asarray(words, dtype=np.float64)[:, None]
 
 
 def _beam_checked(fn, step, state, beam_width, max_len):

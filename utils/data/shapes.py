@@ -324,7 +324,7 @@ def load_shapes(split, root=None, quiet=False):
         if not quiet:
             print(f"Building shape world {split!r} ({SPLITS[split]:,} scenes) in {root}: {problem}.")
         return _write(split, root)
-    images = np.frombuffer((root / f"{split}.images").read_bytes(), dtype=np.uint8)
+    images = np.fromfile(root / f"{split}.images", dtype=np.uint8)  # writable, unlike frombuffer's view
     scenes = [_scene_from_json(d) for d in json.loads((root / f"{split}.json").read_bytes())]
     return ShapeSet(split, images.reshape(len(scenes), SIZE, SIZE, 3), scenes)
 
