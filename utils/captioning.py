@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import trange
 
-from .charlm import PROGRESS_INTERVAL, device
+from .charlm import PROGRESS_INTERVAL, clipped_update, device
 from .data.shapes import Vocab
 from .layers import temperature_sample
 
@@ -45,10 +45,7 @@ def train_captioner(model, images, ids, steps, batch=64, lr=3e-3, clip=5.0, seed
         scores, _ = model(image_tensor(images[rows], dev), words[:, :-1])
         loss = F.cross_entropy(scores.reshape(-1, scores.shape[-1]), words[:, 1:].reshape(-1),
                                ignore_index=Vocab.NULL)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
+        clipped_update(model, opt, loss, clip)
         schedule.step()
         elapsed += time.perf_counter() - tick
         running.append(loss.item())

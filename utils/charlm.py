@@ -22,6 +22,14 @@ def device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def clipped_update(model, opt, loss, clip):
+    """One optimiser step on `loss`, with the gradients first scaled to a global L2 norm of at most `clip`."""
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+
+
 def _device_of(model):
     return next(model.parameters()).device
 
@@ -76,10 +84,7 @@ def train(model, corpus, steps, N=64, T=50, lr=1e-2, clip=1.0, evals=10, val_cha
         x, y = data[:, s:s + T], data[:, s + 1:s + T + 1]
         scores, state, _ = model(x, detach(state))
         loss = F.cross_entropy(scores.reshape(-1, scores.shape[-1]), y.reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
+        clipped_update(model, opt, loss, clip)
         schedule.step()
         elapsed += time.perf_counter() - tick
         running.append(loss.item() / math.log(2))

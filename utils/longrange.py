@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import trange
 
-from .charlm import PROGRESS_INTERVAL
+from .charlm import PROGRESS_INTERVAL, clipped_update
 
 
 def remember_first(n, L, classes, distractors, rng):
@@ -126,10 +126,7 @@ def train_tagger(model, make_batch, steps, lr=3e-3, clip=1.0, last_only=True, de
         scores = model(x)
         loss = (F.cross_entropy(scores[:, -1], y) if last_only
                 else F.cross_entropy(scores.reshape(-1, scores.shape[-1]), y.reshape(-1), ignore_index=-1))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
+        clipped_update(model, opt, loss, clip)
         losses.append(loss.item())
     return losses
 
