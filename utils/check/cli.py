@@ -52,8 +52,8 @@ def check_notebook(path, timeout=600, fast=True):
                "MPLBACKEND": "Agg"}
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "utils.check.execute", str(copy), str(timeout)], cwd=tmp,
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+                                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -11,13 +11,18 @@ import sys
 from pathlib import Path
 
 import nbformat
+from jupyter_client import KernelManager
 from nbclient import NotebookClient
 
 
 def main(path, cell_timeout):
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
+    # The kernel talks over Unix sockets in the notebook's temporary folder, not TCP ports: a port picked as
+    # free can be taken by another kernel starting at the same moment (a grading run, a JupyterLab), and a
+    # kernel that loses that race leaves the client waiting.
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=str(path.parent / "kernel"))
+    client = NotebookClient(nb, km=km, timeout=cell_timeout, allow_errors=True,
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute()
     errors = [
