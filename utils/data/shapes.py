@@ -289,26 +289,34 @@ def _write(split, root):
     return data
 
 
-def _cache_problem(split, root):
-    """Why the cached split cannot be used, or None if it can."""
+class _Stale(Exception):
+    """The cached split cannot be used; the message says why."""
+
+
+def _read_cache(split, root):
+    """The cached split's images (writable uint8, flat) and scene records, each file read once and checked
+    against the manifest; raises _Stale saying why the cache cannot be used."""
     path = root / f"{split}.manifest.json"
     if not path.exists():
-        return "it is not there yet"
+        raise _Stale("it is not there yet")
     try:
         manifest = json.loads(path.read_text())
     except ValueError:
-        return "its manifest is unreadable"
+        raise _Stale("its manifest is unreadable") from None
     if any(manifest.get(k) != v for k, v in _manifest_expected(split).items()):
-        return "it was made by another version or other settings of the generator"
-    for name, sha in manifest.get("files", {}).items():
-        f = root / name
-        if not f.exists():
-            return f"{name} is missing"
-        if hashlib.sha256(f.read_bytes()).hexdigest() != sha:
-            return f"{name} does not match its sha256 in the manifest (damaged or edited)"
-    if len(manifest.get("files", {})) != 2:
-        return "its manifest lists the wrong files"
-    return None
+        raise _Stale("it was made by another version or other settings of the generator")
+    names = (f"{split}.images", f"{split}.json")
+    if set(manifest.get("files", {})) != set(names):
+        raise _Stale("its manifest lists the wrong files")
+    for name in names:
+        if not (root / name).exists():
+            raise _Stale(f"{name} is missing")
+    images = np.fromfile(root / names[0], dtype=np.uint8)  # writable, unlike a view of bytes
+    scenes = (root / names[1]).read_bytes()
+    for name, data in zip(names, (images, scenes), strict=True):
+        if hashlib.sha256(data).hexdigest() != manifest["files"][name]:
+            raise _Stale(f"{name} does not match its sha256 in the manifest (damaged or edited)")
+    return images, scenes
 
 
 def load_shapes(split, root=None, quiet=False):
@@ -319,13 +327,13 @@ def load_shapes(split, root=None, quiet=False):
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}; expected one of {sorted(SPLITS)}.")
     root = Path(root) if root is not None else CACHE / "shapes"
-    problem = _cache_problem(split, root)
-    if problem is not None:
+    try:
+        images, scenes = _read_cache(split, root)
+    except _Stale as why:
         if not quiet:
-            print(f"Building shape world {split!r} ({SPLITS[split]:,} scenes) in {root}: {problem}.")
+            print(f"Building shape world {split!r} ({SPLITS[split]:,} scenes) in {root}: {why}.")
         return _write(split, root)
-    images = np.fromfile(root / f"{split}.images", dtype=np.uint8)  # writable, unlike frombuffer's view
-    scenes = [_scene_from_json(d) for d in json.loads((root / f"{split}.json").read_bytes())]
+    scenes = [_scene_from_json(d) for d in json.loads(scenes)]
     return ShapeSet(split, images.reshape(len(scenes), SIZE, SIZE, 3), scenes)
 
 
