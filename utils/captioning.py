@@ -1,13 +1,14 @@
 """Training, decoding and scoring for the captioners of `utils.models` on shape world (notebook 04)."""
 
 import time
+from collections import Counter
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import trange
 
-from .charlm import PROGRESS_INTERVAL, clipped_update, device
+from .charlm import PROGRESS_INTERVAL, clipped_update, device, device_of
 from .data.shapes import Vocab
 from .layers import temperature_sample
 
@@ -16,10 +17,6 @@ def image_tensor(images, dev=None):
     """uint8 images (N, H, W, 3) -> float (N, 3, H, W) in [0, 1], on dev."""
     x = torch.as_tensor(np.ascontiguousarray(images), device=dev)
     return x.permute(0, 3, 1, 2).float().div_(255)
-
-
-def _device_of(model):
-    return next(model.parameters()).device
 
 
 def train_captioner(model, images, ids, steps, batch=64, lr=3e-3, clip=5.0, seed=0, desc=None):
@@ -65,7 +62,7 @@ def greedy(model, images, max_len=20, temperature=0.0, rng=None, batch=500):
     with the numpy Generator rng, so a seed repeats the captions.
     """
     model.eval()
-    dev = _device_of(model)
+    dev = device_of(model)
     out = np.full((len(images), max_len), Vocab.NULL, dtype=np.int64)
     for lo in range(0, len(images), batch):
         v, state = model.start(image_tensor(images[lo:lo + batch], dev))
@@ -113,7 +110,7 @@ def beam_step(model, image):
     hypotheses of the same image; state packs h (and c for an LSTM) into one row per hypothesis.
     """
     model.eval()
-    dev = _device_of(model)
+    dev = device_of(model)
     with torch.no_grad():
         v, state = model.start(image_tensor(image[None], dev))
 
@@ -145,7 +142,7 @@ def next_word_table(model, image, vocab, caption, k=5):
     Returns a list of (word, [(candidate, probability), ...]) pairs, teacher-forced on the caption.
     """
     model.eval()
-    dev = _device_of(model)
+    dev = device_of(model)
     ids = torch.as_tensor(vocab.encode([caption]), device=dev)
     scores, _ = model(image_tensor(image[None], dev), ids[:, :-1])
     probs = scores[0].softmax(dim=1).cpu().numpy()
@@ -160,8 +157,6 @@ def next_word_table(model, image, vocab, caption, k=5):
 def blind_loss(ids):
     """The lowest loss per word a model can reach without looking at the image: the entropy of each next word
     given all the words before it, measured on the captions `ids` themselves (in nats, like the training loss)."""
-    from collections import Counter
-
     counts, prefixes = Counter(), Counter()
     for row in ids.tolist():
         for t in range(1, len(row)):
@@ -176,7 +171,7 @@ def blind_loss(ids):
 def image_gradient_by_position(model, images, ids):
     """How strongly each position's loss reaches the image vector v: the mean over the batch of
     ||d loss_t / d v|| for every target position t (positions past a caption's end are NaN)."""
-    dev = _device_of(model)
+    dev = device_of(model)
     model.eval()
     ids = torch.as_tensor(ids, device=dev)
     v, state = model.start(image_tensor(images, dev))

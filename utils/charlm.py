@@ -30,7 +30,8 @@ def clipped_update(model, opt, loss, clip):
     opt.step()
 
 
-def _device_of(model):
+def device_of(model):
+    """The device a model's parameters live on, where its inputs must go."""
     return next(model.parameters()).device
 
 
@@ -44,7 +45,7 @@ def bits_per_char(model, ids, N=32, T=200):
     """Average bits per character of `model` on the 1-D ids, read as N streams with the state carried."""
     was_training = model.training
     model.eval()
-    data = torch.as_tensor(streams(ids, N)).to(_device_of(model))
+    data = torch.as_tensor(streams(ids, N)).to(device_of(model))
     total, count, state = 0.0, 0, None
     for s in range(0, data.shape[1] - 1, T):
         x, y = data[:, s:s + T], data[:, s + 1:s + T + 1]
@@ -106,7 +107,7 @@ def generate(model, corpus, prime, n, temperature, rng, sampler):
     if not prime:
         raise ValueError("The prime text must hold at least one character.")
     model.eval()
-    dev = _device_of(model)
+    dev = device_of(model)
     scores, state, _ = model(torch.as_tensor(corpus.encode(prime), device=dev)[None], None)
     out = []
     for _ in range(n):
@@ -125,7 +126,7 @@ def hidden_states(model, ids):
     a time. For the other cells, the hidden state h.
     """
     model.eval()
-    x = torch.as_tensor(np.asarray(ids), device=_device_of(model))[None]
+    x = torch.as_tensor(np.asarray(ids), device=device_of(model))[None]
     if model.cell != "lstm" or model.rnn.num_layers != 1:
         return model(x, None)[2][0].cpu().numpy()
     rows, state = [], None

@@ -13,7 +13,6 @@ least one of them in every scene. It measures whether a model composes "red" and
 seen apart, or only repeats pairs it has seen together.
 """
 
-import hashlib
 import json
 import random
 from collections import Counter
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import CACHE
+from .corpus import CACHE, _sha256
 
 SIZE = 64
 BACKGROUND = (24, 24, 32)
@@ -266,14 +265,14 @@ def serialise(shapeset):
 def fingerprint(shapeset):
     """One sha256 over a split's images and scenes: equal on every machine for the same generator."""
     images, scenes = serialise(shapeset)
-    return hashlib.sha256(images + scenes).hexdigest()
+    return _sha256(images + scenes)
 
 
 def _manifest_expected(split):
     """What a cache must have been made with: any change to the generator's settings forces a rebuild."""
     settings = [VERSION, SIZE, BACKGROUND, COLOURS, SHAPES, HELD_OUT, MIN_SIDE, MAX_SIDE, GAP, MIN_DX]
     return {"version": VERSION, "split": split, "scenes": SPLITS[split],
-            "settings": hashlib.sha256(json.dumps(settings).encode()).hexdigest()}
+            "settings": _sha256(json.dumps(settings).encode())}
 
 
 def _write(split, root):
@@ -283,8 +282,8 @@ def _write(split, root):
     (root / f"{split}.images").write_bytes(images)
     (root / f"{split}.json").write_bytes(scenes)
     manifest = _manifest_expected(split) | {
-        "files": {f"{split}.images": hashlib.sha256(images).hexdigest(),
-                  f"{split}.json": hashlib.sha256(scenes).hexdigest()}}
+        "files": {f"{split}.images": _sha256(images),
+                  f"{split}.json": _sha256(scenes)}}
     (root / f"{split}.manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return data
 
@@ -314,7 +313,7 @@ def _read_cache(split, root):
     images = np.fromfile(root / names[0], dtype=np.uint8)  # writable, unlike a view of bytes
     scenes = (root / names[1]).read_bytes()
     for name, data in zip(names, (images, scenes), strict=True):
-        if hashlib.sha256(data).hexdigest() != manifest["files"][name]:
+        if _sha256(data) != manifest["files"][name]:
             raise _Stale(f"{name} does not match its sha256 in the manifest (damaged or edited)")
     return images, scenes
 
