@@ -1,16 +1,14 @@
 """Training, decoding and scoring for the captioners of `utils.models` on shape world (notebook 04)."""
 
-import time
 from collections import Counter
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import trange
 
-from .charlm import PROGRESS_INTERVAL, clipped_update, device, device_of
 from .data.shapes import Vocab
 from .layers import temperature_sample
+from .train import History, clipped_update, device, device_of, progress
 
 
 def image_tensor(images, dev=None):
@@ -33,24 +31,19 @@ def train_captioner(model, images, ids, steps, batch=64, lr=3e-3, clip=5.0, seed
     order = np.random.default_rng(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda done: 1 - done / steps)
-    history = {"step": [], "seconds": [], "loss": []}
-    every, elapsed, running = max(1, steps // 20), 0.0, []
-    for step in trange(1, steps + 1, desc=desc, leave=False, mininterval=PROGRESS_INTERVAL):
-        tick = time.perf_counter()
-        rows = order.integers(0, len(ids), batch)
-        words = ids[rows]
-        scores, _ = model(image_tensor(images[rows], dev), words[:, :-1])
-        loss = F.cross_entropy(scores.reshape(-1, scores.shape[-1]), words[:, 1:].reshape(-1),
-                               ignore_index=Vocab.NULL)
-        clipped_update(model, opt, loss, clip)
-        schedule.step()
-        elapsed += time.perf_counter() - tick
-        running.append(loss.item())
-        if step % every == 0 or step == steps:
-            history["step"].append(step)
-            history["seconds"].append(elapsed)
-            history["loss"].append(float(np.mean(running)))
-            running = []
+    history = History(steps, 20)
+    for step in progress(1, steps + 1, desc):
+        with history.timed():
+            rows = order.integers(0, len(ids), batch)
+            words = ids[rows]
+            scores, _ = model(image_tensor(images[rows], dev), words[:, :-1])
+            loss = F.cross_entropy(scores.reshape(-1, scores.shape[-1]), words[:, 1:].reshape(-1),
+                                   ignore_index=Vocab.NULL)
+            clipped_update(model, opt, loss, clip)
+            schedule.step()
+        history.add(loss=loss.item())
+        if history.due(step):
+            history.record(step)
     return history
 
 

@@ -1,38 +1,14 @@
 """Training, evaluation and sampling for the PyTorch character language models of `utils.models`."""
 
 import math
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .charrnn import streams
 from .models import detach
-
-#: Seconds between progress-bar redraws. Each redraw is a message from the kernel; a test runner that reads
-#: them only after a long cell ends can find the kernel's outgoing queue (1,000 messages) overflowed and
-#: the end-of-cell message dropped, so long training cells redraw once a second, not ten times.
-PROGRESS_INTERVAL = 1.0
-
-
-def device():
-    """The GPU when there is one, else the CPU: the notebooks use the same step counts on both."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def clipped_update(model, opt, loss, clip):
-    """One optimiser step on `loss`, with the gradients first scaled to a global L2 norm of at most `clip`."""
-    opt.zero_grad()
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-    opt.step()
-
-
-def device_of(model):
-    """The device a model's parameters live on, where its inputs must go."""
-    return next(model.parameters()).device
+from .train import History, clipped_update, device, device_of, progress
 
 
 def _chunks(data, T):
@@ -73,28 +49,22 @@ def train(model, corpus, steps, N=64, T=50, lr=1e-2, clip=1.0, evals=10, val_cha
     starts = _chunks(data, T)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda done: 1 - done / steps)
-    history = {"step": [], "seconds": [], "train_bpc": [], "val_bpc": []}
-    every = max(1, steps // evals)
-    state, elapsed, running = None, 0.0, []
+    history = History(steps, evals)
+    state = None
     model.train()
-    for step in tqdm(range(1, steps + 1), desc=desc or model.cell, leave=False, mininterval=PROGRESS_INTERVAL):
-        tick = time.perf_counter()
-        s = starts[(step - 1) % len(starts)]
-        if s == 0:
-            state = None  # a new pass over the text starts from scratch
-        x, y = data[:, s:s + T], data[:, s + 1:s + T + 1]
-        scores, state, _ = model(x, detach(state))
-        loss = F.cross_entropy(scores.reshape(-1, scores.shape[-1]), y.reshape(-1))
-        clipped_update(model, opt, loss, clip)
-        schedule.step()
-        elapsed += time.perf_counter() - tick
-        running.append(loss.item() / math.log(2))
-        if step % every == 0 or step == steps:
-            history["step"].append(step)
-            history["seconds"].append(elapsed)
-            history["train_bpc"].append(float(np.mean(running)))
-            history["val_bpc"].append(bits_per_char(model, corpus.val[:val_chars]))
-            running = []
+    for step in progress(1, steps + 1, desc or model.cell):
+        with history.timed():
+            s = starts[(step - 1) % len(starts)]
+            if s == 0:
+                state = None  # a new pass over the text starts from scratch
+            x, y = data[:, s:s + T], data[:, s + 1:s + T + 1]
+            scores, state, _ = model(x, detach(state))
+            loss = F.cross_entropy(scores.reshape(-1, scores.shape[-1]), y.reshape(-1))
+            clipped_update(model, opt, loss, clip)
+            schedule.step()
+        history.add(train_bpc=loss.item() / math.log(2))
+        if history.due(step):
+            history.record(step, val_bpc=bits_per_char(model, corpus.val[:val_chars]))
     return history
 
 

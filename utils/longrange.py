@@ -9,9 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import trange
 
-from .charlm import PROGRESS_INTERVAL, clipped_update
+from .train import clipped_update, progress
 
 
 def remember_first(n, L, classes, distractors, rng):
@@ -121,7 +120,7 @@ def train_tagger(model, make_batch, steps, lr=3e-3, clip=1.0, last_only=True, de
     """
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
-    for step in trange(steps, desc=desc, leave=False, mininterval=PROGRESS_INTERVAL):
+    for step in progress(0, steps, desc):
         x, y = (torch.as_tensor(a) for a in make_batch(step))
         scores = model(x)
         loss = (F.cross_entropy(scores[:, -1], y) if last_only
