@@ -30,8 +30,9 @@ def test_a_failure_names_test_error_index_shapes_and_a_hint():
     result = check.run("rnn_forward", lambda x, h0, Wx, Wh, b: (np.tanh(x @ Wx + (h0 @ Wh)[:, None] + b), None))
     assert not result.passed and result.status == "failed"
     msg = result.message
-    assert "values (float64)" in msg and "max relative error" in msg and "first wrong value at index" in msg
-    assert "Inputs: x: float64" in msg and "Shape" in msg
+    assert "values (float64)" in msg and "`h` is wrong:" in msg and "the largest error at index" in msg
+    assert "expected" in msg and "got" in msg and "Errors: relative error |yours - expected|" in msg
+    assert "Inputs: x: float64" in msg and f"seed={result.seed}" in msg
     assert "hidden state must be carried" in msg  # the hint for this known mistake
 
 

@@ -3,9 +3,11 @@
 Answered from the saved notebooks themselves, without running them: for each notebook a fresh child
 process runs its first code cell (the imports, IPython magics dropped) and the cells that define the
 notebook's exercise functions, then checks those functions in course order, rebinding each to the
-reference when it fails, as the notebook's own check cells do. No other progress file is kept, so
-there is none to lose or corrupt: the notebooks are the record. A notebook that is missing, not valid
-JSON, or that hangs is reported as such and the others are still summarised.
+reference when it fails, as the notebook's own check cells do (a backward pass is paired with the
+notebook's function of its forward's name when the notebook defines one, else with the reference's).
+No other progress file is kept, so there is none to lose or corrupt: the notebooks are the record. A
+notebook that is missing, not valid JSON, or that hangs is reported as such and the others are still
+summarised.
 
     python -m utils.check --summary lectures/
 """
@@ -55,8 +57,12 @@ def _child(path):
             results.append({"exercise": ex.name, "status": "error", "message": message})
             namespace[ex.name] = ex.reference
             continue
-        result = run(ex.name, namespace[ex.name])
-        namespace[ex.name] = namespace[ex.name] if result.passed else ex.reference
+        forward = namespace.get(ex.forward_name) if ex.is_backward else None
+        result = run(ex.name, namespace[ex.name], forward=forward if callable(forward) else None)
+        if not result.passed:  # as the check cells do: the reference, with its own forward for a backward pass
+            namespace[ex.name] = ex.reference
+            if ex.is_backward:
+                namespace[ex.forward_name] = ex.forward
         results.append({"exercise": ex.name, "status": result.status, "message": result.message})
     print(json.dumps({"notebook": number, "exercises": results}))
 
