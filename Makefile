@@ -10,6 +10,8 @@ LAB_PORT ?= 8888
 LAB_ARGS ?=
 # The browser tests drive Debian's Chromium (playwright never downloads a browser of its own here).
 CHROMIUM := /usr/bin/chromium
+# Grading runs each submission inside Debian's bubblewrap sandbox.
+BWRAP := /usr/bin/bwrap
 
 .PHONY: env data lab test unit notebooks lectures lint bench
 
@@ -32,12 +34,16 @@ test: lint unit notebooks
 lint: env
 	$(PY) -m ruff check .
 
-unit: env data $(CHROMIUM)
+unit: env data $(CHROMIUM) $(BWRAP)
 	$(PY) -m pytest -n 2 --dist loadfile tests
 
 $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	else echo "The browser tests need Chromium at $(CHROMIUM): run 'sudo apt-get install chromium'."; exit 1; fi
+
+$(BWRAP):
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap; \
+	else echo "Grading (and its tests) needs bubblewrap at $(BWRAP): run 'sudo apt-get install bubblewrap'."; exit 1; fi
 
 # Lectures run as shipped (every exercise a stub, so every check falls back to the reference) and in
 # fast mode; solutions run at their full budget and assert a floor on what they train.

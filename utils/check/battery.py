@@ -8,6 +8,7 @@ silently corrupting the comparison.
 """
 
 import copy
+import inspect
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from .core import LearnerError, call_learner, qualname
 def _describe(value):
     if isinstance(value, np.ndarray):
         return f"{value.dtype} {value.shape}"
+    if isinstance(value, tuple | list) and _only_words(value):  # a corpus: short enough to show
+        text = repr(value)
+        return text if len(text) <= 400 else text[:400] + " ..."
     if isinstance(value, tuple | list):
         return f"{type(value).__name__} of {len(value)}"
     if isinstance(value, dict):
@@ -27,12 +31,19 @@ def _describe(value):
     return repr(value)
 
 
+def _only_words(value):
+    return all(isinstance(v, str) or isinstance(v, list | tuple) and _only_words(v) for v in value)
+
+
 def describe_inputs(args):
-    return ", ".join(
-        f"{k}: {_describe(v)}" if not isinstance(v, int | float | str) else f"{k}={v!r}"
-        for k, v in args.items()
-        if not isinstance(v, np.random.Generator)
-    )
+    def one(k, v):
+        if isinstance(v, float | np.floating):
+            return f"{k}={float(v):.4g}"
+        if isinstance(v, int | str | np.integer):
+            return f"{k}={v!r}" if not isinstance(v, np.integer) else f"{k}={int(v)}"
+        return f"{k}: {_describe(v)}" if not (isinstance(v, list) and _only_words(v)) else f"{k}={_describe(v)}"
+
+    return ", ".join(one(k, v) for k, v in args.items() if not isinstance(v, np.random.Generator))
 
 
 def _is_tensor(value):
@@ -83,12 +94,20 @@ def call(fn, args, keep=(), hint=None):
     passed as they are (callbacks, and objects the learner is meant to update, such as parameters an
     optimiser step changes). hint: what to say if the function raises.
     """
-    mine = {k: (v if k in keep else snapshot(v)) for k, v in args.items()}
+    if getattr(fn, "passes_handles", False):  # a graded submission's function: kept values travel as handles
+        from .wire import ByHandle
+
+        mine = {k: (ByHandle(v) if k in keep else snapshot(v)) for k, v in args.items()}
+    else:
+        mine = {k: (v if k in keep else snapshot(v)) for k, v in args.items()}
     try:
         out = call_learner(fn, *mine.values(), hint=hint)
     except LearnerError as err:
-        err.inputs = describe_inputs(args)
+        err.inputs = describe_inputs(args) + (f"\n{hint.note}" if hasattr(hint, "note") else "")
         raise
+    if inspect.isgenerator(out):
+        raise Failure("Your function returned a generator: it uses `yield`, so none of its code has run yet.",
+                      "Collect the results in a list (or an array) and `return` them, as the docstring says.")
     for k, v in args.items():
         if k in keep:
             continue
@@ -226,10 +245,12 @@ def _paired_cache(trial, inputs, outputs, ref_outs):
     ex, forward = trial.exercise, trial.forward
     if forward is ex.forward:
         return snapshot(ref_outs[-1])
-    raw = call(forward, inputs)
+    raw = call(forward, inputs, hint=f"The forward pass you paired this backward with raised. Is it the forward of "
+                                     f"this exercise ({ex.forward_name}, with the arguments "
+                                     f"{', '.join(inputs)})?")
     theirs = _safe_select(returns(*outputs, "cache"), raw)
     try:
-        compare_outputs(dict(zip(outputs, ref_outs[:-1], strict=True)), theirs, 1e-7, 1e-5)
+        compare_outputs(dict(zip(outputs, ref_outs[:-1], strict=True)), theirs, 1e-7)
     except Failure as f:
         raise Failure(
             f"The forward pass `{getattr(forward, '__name__', 'forward')}` that this backward is paired with is "
@@ -239,12 +260,34 @@ def _paired_cache(trial, inputs, outputs, ref_outs):
     return raw[-1]
 
 
+def _layout(cache, depth=0):
+    """The layout of a cache, e.g. "a tuple (int64 (4, 6), a tuple (7, 3))", to set beside an error reading it."""
+    if isinstance(cache, np.ndarray):
+        return f"{cache.dtype} {cache.shape}"
+    if isinstance(cache, tuple | list) and depth < 2:
+        items = ", ".join(_layout(v, depth + 1) for v in cache[:7]) + (", ..." if len(cache) > 7 else "")
+        return f"a {type(cache).__name__} of {len(cache)} ({items})"
+    if isinstance(cache, dict) and depth < 2:
+        return "a dict {" + ", ".join(f"{k!r}: {_layout(v, depth + 1)}" for k, v in list(cache.items())[:10]) + "}"
+    return kind(cache) if not isinstance(cache, int | float) else repr(cache)
+
+
 def _cache_hint(trial, cache):
+    """How to read an error of a backward pass: the layout of the cache it was given, and a hint on that cache
+    when the error looks like a misreading of it (else the usual hint for the error)."""
     forward = trial.forward
     who = "the course's" if forward is trial.exercise.forward else "your"
-    return (f"Your backward raised while working on the cache that {who} forward `{qualname(forward)}` returned "
-            f"({kind(cache)}). Read the cache exactly as that forward built it (print it), or pair the backward "
-            "with the forward whose cache it expects: check(..., forward=your_forward).")
+    text = (f"Your backward raised while reading the cache that {who} forward `{qualname(forward)}` returned. Read "
+            "the cache exactly as that forward built it, or pair the backward with the forward whose cache it "
+            "expects: check(..., forward=your_forward).")
+
+    def hint(err):
+        line = (err.where[2] or "") if err.where else ""
+        reads = "cache" in line or "unpack" in err.text or err.kind == "KeyError" or "indices must be" in err.text
+        return text if reads else None
+
+    hint.note = f"The cache it was given, from {who} forward `{qualname(forward)}`: {_layout(cache)}."
+    return hint
 
 
 def backward_test(make_inputs, outputs, upstream, grads, numeric=False, threshold=1e-6, rtol=1e-7):
