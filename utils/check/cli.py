@@ -1,6 +1,6 @@
 """The instructors' command line: run the checks of whole notebooks and report per exercise.
 
-    python -m utils.check lectures/01_*.ipynb submissions/ [--json] [--timeout S] [--full]
+    python -m utils.check lectures/01_*.ipynb submissions/ [--json] [--timeout S] [--full] [--csv FILE]
     python -m utils.check --summary lectures/      # every exercise of the course, without running notebooks
 
 Each notebook runs top to bottom in a fresh kernel, on a temporary copy in a temporary folder (the
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import progress
+from . import gradebook, progress
 from .core import PASSED, exercises
 from .notebooks import notebook_number, notebook_paths
 
@@ -112,9 +112,13 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook (default 600)")
     parser.add_argument("--full", action="store_true", help="run training at full length, not in fast mode")
+    parser.add_argument("--csv", metavar="FILE", help="also write a gradebook: one row per notebook, one column "
+                        "per exercise (see utils/check/gradebook.py)")
     parser.add_argument("--summary", action="store_true",
                         help="check only the exercise functions of the saved notebooks, every exercise of the course")
     args = parser.parse_args(argv)
+    if args.summary and args.csv:
+        parser.error("--csv writes the results of running notebooks; --summary runs none")
     if args.summary:
         rows, problems = progress.summarize(args.paths)
         print(json.dumps({"exercises": rows, "problems": problems}, indent=2) if args.json
@@ -126,6 +130,8 @@ def main(argv=None):
         if not args.json:
             print(format_report(reports[-1]), flush=True)  # as it goes: a class set takes a while
     ok = all_passed(reports)
+    if args.csv:
+        gradebook.write(reports, args.csv)
     if args.json:
         print(json.dumps({"passed": ok, "notebooks": reports}, indent=2))
     else:
