@@ -46,10 +46,8 @@ test: lint unit notebooks
 lint: env
 	$(PY) -m ruff check .
 
-# Tests go to two workers one at a time, so the browser's lectures spread over both; a module that builds an
-# expensive fixture keeps its tests on one worker with pytest.mark.xdist_group.
 unit: env instructor data $(CHROMIUM)
-	$(PY) -m pytest -n 2 --dist loadgroup tests
+	$(PY) -m pytest -n 2 --dist loadfile tests
 
 $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \

@@ -20,9 +20,6 @@ import pytest
 from utils import check
 from utils.lectures import ROOT
 
-# One worker takes every test of this module, so the course folder is built once (make unit: --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("nbgrader")
-
 NBGRADER = ROOT / "instructors" / "nbgrader"
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 GRADED = {"01": "01_rnn_recurrence_and_hello.ipynb", "03": "03_gradient_flow_lstm_gru.ipynb"}
