@@ -1,6 +1,6 @@
 """The instructors' command line: grade whole notebooks, or folders of submissions, per exercise.
 
-    python -m utils.check lectures/01_*.ipynb submissions/ [--json] [--timeout S] [--full] [--jobs N]
+    python -m utils.check lectures/01_*.ipynb submissions/ [--json] [--csv FILE] [--timeout S] [--full] [--jobs N]
     python -m utils.check --summary lectures/      # every exercise of the course, without running notebooks
 
 Each notebook runs top to bottom in a fresh kernel inside a sandbox (`sandbox.py`: no network, no view of the
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import judge, progress, sandbox
+from . import gradebook, judge, progress, sandbox
 from .core import PASSED, exercises
 from .notebooks import notebook_number, notebook_paths
 
@@ -81,6 +81,8 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook (default 600)")
     parser.add_argument("--full", action="store_true", help="run training at full length, not in fast mode")
+    parser.add_argument("--csv", metavar="FILE", help="also write a gradebook: one row per notebook, one column "
+                        "per exercise (see utils/check/gradebook.py)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="notebooks graded at the same time (default: the number of cores)")
     parser.add_argument("--no-sandbox", action="store_true",
@@ -89,6 +91,8 @@ def main(argv=None):
     parser.add_argument("--summary", action="store_true",
                         help="check only the exercise functions of the saved notebooks, every exercise of the course")
     args = parser.parse_args(argv)
+    if args.summary and args.csv:
+        parser.error("--csv writes the results of running notebooks; --summary runs none")
     if args.summary:
         rows, problems = progress.summarize(args.paths)
         print(json.dumps({"exercises": rows, "problems": problems}, indent=2) if args.json
@@ -125,6 +129,8 @@ def main(argv=None):
                 if not args.json:
                     print(format_report(reports[-1]), flush=True)
     ok = all_passed(reports)
+    if args.csv:
+        gradebook.write(reports, args.csv)
     if args.json:
         print(json.dumps({"passed": ok, "notebooks": reports}, indent=2))
     else:
