@@ -71,3 +71,21 @@ def test_the_learners_names_point_at_the_reference_before_the_raise(environment,
         check("rnn_step_forward", without_bias)
     assert namespace == {"rnn_step_forward": layers.rnn_step_forward, "alias": layers.rnn_step_forward,
                          "other": 3, "h": None}
+
+
+def test_a_failing_backward_pass_rebinds_both_names_of_its_pair(environment, monkeypatch):
+    from utils import gates
+
+    environment.setenv("COURSE_GRADING", "1")
+
+    def my_forward(x, h0, Wx, Wh, b):
+        return gates.lstm_forward(x, h0, Wx, Wh, b)
+
+    def wrong_backward(dh, cache):
+        return tuple(2 * g for g in gates.lstm_backward(dh, cache))
+
+    namespace = {"lstm_forward": my_forward, "lstm_backward": wrong_backward}
+    monkeypatch.setattr(grading, "_user_namespace", lambda: namespace)
+    with pytest.raises(grading.CheckFailed):
+        check("lstm_backward", wrong_backward, forward=my_forward)
+    assert namespace == {"lstm_forward": gates.lstm_forward, "lstm_backward": gates.lstm_backward}
