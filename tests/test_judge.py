@@ -242,7 +242,7 @@ def test_the_sandboxs_copy_of_the_course_holds_no_answer(tmp_path):
     course = sandbox.build_course(tmp_path)
     assert not (course / "solutions").exists() and not (course / "tests").exists()
     assert sorted(p.name for p in (course / "utils" / "check").iterdir()) == [
-        "__init__.py", "channel.py", "client.py", "execute.py", "exercises.json", "wire.py"]
+        "__init__.py", "channel.py", "client.py", "execute.py", "exercises.json", "vjp.py", "wire.py"]
     text = "\n".join(p.read_text() for p in (course / "utils").rglob("*.py"))
     import inspect
 
@@ -293,3 +293,52 @@ def test_the_cli_refuses_to_grade_without_a_sandbox_unless_told(tmp_path, monkey
     nb = _notebook(tmp_path / "01_x.ipynb", HONEST)
     assert cli.main([str(nb)]) == 2
     assert cli.main([str(nb), "--no-sandbox", "--timeout", "120"]) == 1  # graded, with a warning; 3 not run
+
+
+def _linked_pair():
+    """A judge's Session and a worker's Link on the two ends of one socket, the worker answering in a thread."""
+    import time
+
+    from utils.check import channel as channel_module
+    from utils.check import judge
+    from utils.check.worker import client
+
+    near, far = socket.socketpair()
+    session = judge.Session(time.monotonic() + 60)
+    session.chan = channel_module.Channel(near, session.codec, session.handle)
+    link = client.Link(far)
+
+    def serve():
+        try:
+            while True:
+                link.chan.serve_one()
+        except Exception:
+            return
+
+    threading.Thread(target=serve, daemon=True).start()
+    return session, link
+
+
+def test_a_pytorch_function_is_backpropagated_where_it_runs():
+    import torch
+
+    from utils.check import judge
+    from utils.check.battery import call_vjp
+
+    def fn(x, y):
+        return (x * y).sum(), x.detach() * 2  # the second output carries no gradient
+
+    session, link = _linked_pair()
+    link.objects["w1"] = fn
+    remote = judge.Remote(session, {"id": "w1", "callable": True, "name": "fn"})
+    x, y = torch.randn(3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    cot = [torch.tensor(1.0, dtype=torch.float64), None]
+    here, grads_here = call_vjp(fn, {"x": x, "y": y}, ["x", "y"], cot)
+    there, grads_there = call_vjp(remote, {"x": x, "y": y}, ["x", "y"], cot)
+    assert torch.allclose(here[0], there[0]) and torch.equal(here[1], there[1])
+    assert all(torch.allclose(a, b) for a, b in zip(grads_here, grads_there, strict=True))
+    assert torch.allclose(grads_there[0], y) and torch.allclose(grads_there[1], x)
+    assert there[0].requires_grad and not there[1].requires_grad  # the flags travel with the values
+    no_graph = lambda x, y: (x * y).sum().detach()  # noqa: E731
+    link.objects["w2"] = no_graph
+    assert call_vjp(judge.Remote(session, {"id": "w2", "callable": True}), {"x": x, "y": y}, ["x"], cot)[1] is None

@@ -14,6 +14,7 @@ import numpy as np
 
 from .compare import Failure, as_array, compare_outputs, kind
 from .core import LearnerError, call_learner, qualname
+from .vjp import backpropagate, leaf_inputs
 
 
 def _describe(value):
@@ -50,6 +51,10 @@ def _is_tensor(value):
     return type(value).__module__.startswith("torch") and hasattr(value, "clone")
 
 
+def _is_module(value):
+    return any(c.__module__ == "torch.nn.modules.module" and c.__name__ == "Module" for c in type(value).__mro__)
+
+
 def snapshot(value):
     """A deep copy of an input, tensors included (a copy the learner never sees)."""
     return copy.deepcopy(value)
@@ -61,6 +66,11 @@ def changed(before, after, path):
         same = (isinstance(after, np.ndarray) and after.shape == before.shape
                 and np.array_equal(after, before, equal_nan=before.dtype.kind in "fc"))
         return None if same else path
+    if _is_module(before):
+        if not _is_module(after):
+            return path
+        mine = after.state_dict()
+        return next((f"{path}.{k}" for k, v in before.state_dict().items() if changed(v, mine.get(k), k)), None)
     if _is_tensor(before):
         import torch
 
@@ -87,21 +97,26 @@ def changed(before, after, path):
     return None
 
 
-def call(fn, args, keep=(), hint=None):
+def call(fn, args, keep=(), hint=None, copies=None):
     """Call `fn(*copies of args)` and fail if it changed any of its inputs.
 
     Arguments go by position, so the learner may name the parameters as they like. Names in `keep` are
     passed as they are (callbacks, and objects the learner is meant to update, such as parameters an
-    optimiser step changes). hint: what to say if the function raises.
+    optimiser step changes). hint: what to say if the function raises. copies: the copies to pass, where the
+    caller has made them (call_vjp's leaf tensors).
     """
     if getattr(fn, "passes_handles", False):  # a graded submission's function: kept values travel as handles
         from .wire import ByHandle
 
-        mine = {k: (ByHandle(v) if k in keep else snapshot(v)) for k, v in args.items()}
+        mine = {k: (ByHandle(v) if k in keep else copies[k] if copies else snapshot(v)) for k, v in args.items()}
     else:
-        mine = {k: (v if k in keep else snapshot(v)) for k, v in args.items()}
+        mine = {k: (v if k in keep else copies[k] if copies else snapshot(v)) for k, v in args.items()}
+    return _checked_call(fn, args, mine, keep, hint)
+
+
+def _checked_call(fn, args, mine, keep, hint, invoke=None):
     try:
-        out = call_learner(fn, *mine.values(), hint=hint)
+        out = (invoke or (lambda: call_learner(fn, *mine.values(), hint=hint)))()
     except LearnerError as err:
         err.inputs = describe_inputs(args) + (f"\n{hint.note}" if hasattr(hint, "note") else "")
         raise
@@ -117,6 +132,41 @@ def call(fn, args, keep=(), hint=None):
                           "Use `x = x * 2` rather than `x *= 2` on an input (or on an array inside a list or "
                           "dict you were given), or work on a copy: callers still need their values.")
     return out
+
+
+def call_vjp(fn, args, wrt, cotangents, hint=None):
+    """Call a PyTorch function of the learner and backpropagate through it: (outputs, gradients).
+
+    wrt names the inputs to differentiate with respect to: an argument ("u"), or a parameter of a module
+    argument ("attention.W_k.weight"); cotangents, one per output (None for an output that sends no
+    gradient), weight the outputs as in torch.autograd.grad's grad_outputs. The gradients come back in
+    wrt's order, None where no gradient reached an input; None altogether when an output that should send one
+    carries no graph. Inputs are the learner's own leaf copies, compared with the originals afterwards as
+    `call` does. A graded submission's function does the same in its worker, where the graph lives.
+    """
+    if getattr(fn, "passes_handles", False):
+        mine = {k: snapshot(v) for k, v in args.items()}
+        holder = {}
+
+        def remote(*values):
+            out, holder["grads"] = fn.vjp(list(values), [_path(args, w) for w in wrt], list(cotangents))
+            return out
+
+        def invoke():
+            return call_learner(remote, *mine.values(), hint=hint)
+
+        out = _checked_call(fn, args, mine, (), hint, invoke)
+        return out, holder["grads"]
+    mine = {k: snapshot(v) for k, v in args.items()}
+    leaves = leaf_inputs(mine, [_path(args, w) for w in wrt])
+    out = _checked_call(fn, args, mine, (), hint)
+    return out, backpropagate(out, leaves, cotangents)
+
+
+def _path(args, name):
+    """(position of the argument, parameter name or "") for a wrt entry."""
+    arg, _, param = name.partition(".")
+    return list(args).index(arg), param
 
 
 def returns(*names):

@@ -47,6 +47,10 @@ class Remote:
             raise TypeError(f"{self._course_kind} is not a function")
         return self._session.call(self, args, kwargs)
 
+    def vjp(self, args, wrt, cotangents):
+        """Call the worker's function and backpropagate there: (outputs, gradients), as battery.call_vjp."""
+        return self._session.call(self, args, {}, op="vjp", wrt=[list(w) for w in wrt], cotangents=cotangents)
+
     def attribute(self, name):
         """One attribute of the worker's object, as plain data or another stand-in (explicitly, never implicitly)."""
         return self._session.chan.request("getattr", {"target": self, "name": name},
@@ -97,7 +101,9 @@ class _Codec:
 def _sync(before, after):
     """Copy the worker's changes to an argument back onto the object that was passed, as an in-place change
     would have changed it in one process: so `battery.call` sees what the learner's function did to its inputs."""
-    if isinstance(before, np.ndarray) and isinstance(after, np.ndarray):
+    if hasattr(before, "load_state_dict") and type(after) is type(before):  # a course module handed to the learner
+        before.load_state_dict(after.state_dict())
+    elif isinstance(before, np.ndarray) and isinstance(after, np.ndarray):
         if before.shape == after.shape and before.flags.writeable:
             np.copyto(before, after, casting="unsafe")
     elif type(before).__module__.startswith("torch") and type(after) is type(before):
@@ -252,12 +258,13 @@ class Session:
 
     # --- calls into the worker -------------------------------------------------------------------------------
 
-    def call(self, remote, args, kwargs):
-        """Call the worker's object: its result, after copying its changes to the arguments back onto them."""
+    def call(self, remote, args, kwargs, op="call", **extra):
+        """Call the worker's object: its result, after copying its changes to the arguments back onto them
+        (op "vjp": the result and the gradients the worker backpropagated)."""
         self.callback_failure = None
         self.exchanges["call"] += 1
         try:
-            reply = self.chan.request("call", {"target": remote, "args": list(args), "kwargs": kwargs},
+            reply = self.chan.request(op, {"target": remote, "args": list(args), "kwargs": kwargs, **extra},
                                       timeout=self.time_left())
         except channel.RemoteError as err:
             if self.callback_failure is not None:  # a callback of the check stopped the learner's code
@@ -272,6 +279,11 @@ class Session:
             for before, changed in zip(args, after, strict=True):
                 if not isinstance(before, wire.ByHandle | Remote):
                     _sync(before, changed)
+        if op == "vjp":
+            grads = reply.get("grads")
+            if grads is not None and (not isinstance(grads, list) or len(grads) != len(extra["wrt"])):
+                raise wire.WireError("gradients that do not match what was asked")
+            return reply["value"], grads
         return reply["value"]
 
 

@@ -124,6 +124,9 @@ class Encoder:
             return self._array(value)
         if _is_tensor(value):
             return self._tensor(value)
+        if _portable_module(value):  # a small course module travels as its class, sizes and weights
+            return {"$": "module", "class": type(value).__name__, "sizes": list(value.sizes),
+                    "state": self.encode(dict(value.state_dict()), depth + 1)}
         if isinstance(value, np.random.Generator) and type(value.bit_generator).__name__ == "PCG64":
             return {"$": "rng", "state": value.bit_generator.state}
         if type(value) in (list, tuple):
@@ -151,6 +154,20 @@ class Encoder:
 
 def _is_tensor(value):
     return type(value).__module__.startswith("torch") and type(value).__name__ in ("Tensor", "Parameter")
+
+
+def _portable_modules():
+    """The course's nn.Module classes that may travel as data (utils.models.PORTABLE_MODULES): an exercise hands
+    one to the learner's function, which the judge runs in the worker."""
+    import sys
+
+    models = sys.modules.get("utils.models")
+    return {name: getattr(models, name) for name in getattr(models, "PORTABLE_MODULES", ())} if models else {}
+
+
+def _portable_module(value):
+    cls = _portable_modules().get(type(value).__name__)
+    return cls is not None and type(value) is cls
 
 
 def encode(value, other):
@@ -220,6 +237,8 @@ class Decoder:
             return bytes(self._bytes(tree.get("b")))
         if tag == "rng":
             return _generator(tree.get("state"))
+        if tag == "module":
+            return self._module(tree, depth)
         if tag == "handle":
             return self.handle(tree)
         if tag == "ref" and isinstance(tree.get("name"), str):
@@ -239,6 +258,23 @@ class Decoder:
         arr = np.frombuffer(data, dtype=dt).reshape(shape).copy()
         self.arrays[tree["b"]] = arr
         return arr[()] if tree.get("scalar") and arr.ndim == 0 else arr
+
+    def _module(self, tree, depth):
+        import utils.models  # noqa: F401  (the course's module classes, on either side)
+
+        cls = _portable_modules().get(tree.get("class"))
+        sizes = tree.get("sizes")
+        if cls is None or not isinstance(sizes, list) or not all(isinstance(k, int) and 0 < k < 1 << 16 for k in sizes):
+            raise WireError("a module that is not one of the course's, or of impossible sizes")
+        state = self.decode(tree.get("state"), depth + 1)
+        if not isinstance(state, dict) or not state or not all(_is_tensor(v) for v in state.values()):
+            raise WireError("a module whose weights are not tensors")
+        try:
+            module = cls(*sizes).to(next(iter(state.values())).dtype)
+            module.load_state_dict(state)
+        except Exception as exc:
+            raise WireError(f"a module that could not be rebuilt: {exc}") from None
+        return module
 
     def _tensor(self, tree):
         import torch
