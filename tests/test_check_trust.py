@@ -142,7 +142,7 @@ def test_every_backward_exercise_has_a_pair_with_a_cache_of_its_own():
 def test_a_backward_given_another_forwards_cache_is_told_about_the_cache(name, forward, backward):
     result = check.run(name, backward)  # paired with the reference forward, whose cache it cannot read
     assert not result.passed
-    assert "cache" in result.hint and "loop bounds" not in result.hint, result.message
+    assert "The cache it was given, from the course's forward" in result.message, result.message
 
 
 def test_a_wrong_forward_makes_its_pair_fail_with_a_message_about_the_forward():
@@ -450,3 +450,141 @@ def test_torch_inputs_are_compared_after_the_call():
     before = {"w": torch.zeros(3)}
     after = {"w": torch.ones(3)}
     assert changed(before, after, "x") == "x['w']"
+
+
+# ---- found by a learner working from the lecture text ----------------------------------------------------
+
+def _bleu_r(rule):
+    """A BLEU whose reference length r follows `rule(candidate, references)`; otherwise the reference's."""
+    from collections import Counter
+
+    def bleu(candidates, references, max_n=4):
+        matched, total, c, r = [0] * max_n, [0] * max_n, 0, 0
+        for cand, refs in zip(candidates, references, strict=True):
+            c += len(cand)
+            r += rule(cand, refs)
+            for n in range(1, max_n + 1):
+                grams = Counter(tuple(cand[i:i + n]) for i in range(len(cand) - n + 1))
+                best = Counter()
+                for ref in refs:
+                    best |= Counter(tuple(ref[i:i + n]) for i in range(len(ref) - n + 1))
+                matched[n - 1] += sum(min(k, best[g]) for g, k in grams.items())
+                total[n - 1] += sum(grams.values())
+        if c == 0 or min(matched) == 0:
+            return 0.0
+        return min(1.0, math.exp(1 - r / c)) * math.exp(sum(math.log(m / t) for m, t in zip(matched, total,
+                                                                                             strict=True)) / max_n)
+
+    return bleu
+
+
+def bleu_clip_by_sum(candidates, references, max_n=4):
+    from collections import Counter
+
+    matched, total, c, r = [0] * max_n, [0] * max_n, 0, 0
+    for cand, refs in zip(candidates, references, strict=True):
+        c += len(cand)
+        r += min((abs(len(x) - len(cand)), len(x)) for x in refs)[1]
+        for n in range(1, max_n + 1):
+            grams = Counter(tuple(cand[i:i + n]) for i in range(len(cand) - n + 1))
+            summed = sum((Counter(tuple(x[i:i + n]) for i in range(len(x) - n + 1)) for x in refs), Counter())
+            matched[n - 1] += sum(min(k, summed[g]) for g, k in grams.items())
+            total[n - 1] += sum(grams.values())
+    if min(matched) == 0:
+        return 0.0
+    return min(1.0, math.exp(1 - r / c)) * math.exp(sum(math.log(m / t) for m, t in zip(matched, total,
+                                                                                         strict=True)) / max_n)
+
+
+@pytest.mark.parametrize("fn", [
+    _bleu_r(lambda cand, refs: len(refs[0])),
+    _bleu_r(lambda cand, refs: min(refs, key=lambda x: abs(len(x) - len(cand))).__len__()),  # first listed on a tie
+    bleu_clip_by_sum,
+    lambda candidates, references, max_n=4: decoding.bleu(candidates, references, 4),  # ignores max_n
+], ids=["r from the first reference", "a tie to the first listed", "clip by the sum over references",
+        "max_n ignored"])
+def test_bleu_mistakes_that_passed_on_some_draws_now_fail_every_time(fn):
+    assert_check_fails("bleu", fn, "a wrong BLEU")
+
+
+@pytest.mark.parametrize("name,fn,needle", [
+    ("rnn_step_forward", lambda x, h, Wx, Wh, b: (np.tanh(x @ Wx + h @ Wh + b).tolist(), None), "is a list"),
+    ("rnn_step_forward", lambda x, h, Wx, Wh, b: (torch.tensor(np.tanh(x @ Wx + h @ Wh + b)), None),
+     "torch tensor"),
+    ("rnn_step_forward", lambda x, h, Wx, Wh, b: (np.tanh(x @ Wx + h @ Wh + b) + 0j, None), "complex"),
+    ("temperature_sample", lambda s, t, rng: layers.temperature_sample(s, t, rng).tolist(), "numpy array"),
+    ("rnn_sample", lambda *a: layers.rnn_sample(*a).tolist(), "numpy array"),
+    ("clip_grad_norm", lambda g, m: (lambda c, n: (tuple(c) if isinstance(c, list) else c, n))(
+        *gates.clip_grad_norm(g, m)), "return a list of 3"),
+    ("beam_search", lambda *a: [(np.array(w), s) for w, s in decoding.beam_search(*a)], "a list of ints"),
+], ids=["list", "tensor", "complex", "sample list", "rnn_sample list", "tuple for a list", "beam words array"])
+def test_results_in_the_wrong_container_fail_before_a_later_cell_breaks(name, fn, needle):
+    result = check.run(name, fn)
+    assert not result.passed and needle in result.message, result.message
+
+
+@pytest.mark.parametrize("name,fn,needle", [
+    ("rnn_step_backward", lambda d, cache: (lambda r: (*r[:4], r[4] * 0 + (d * (1 - cache[4] ** 2))))(
+        layers.rnn_step_backward(d, cache)), "extra leading axes"),
+    ("temporal_softmax_loss", lambda x, y, m: layers.temporal_softmax_loss(x, y, m)[::-1], "in the order (loss, dx)"),
+    ("temporal_affine_backward", lambda d, cache: (lambda r: (r[0], r[1].T, r[2]))(
+        layers.temporal_affine_backward(d, cache)), "transposed"),
+    ("temporal_softmax_loss", lambda x, y, m: (np.float32(layers.temporal_softmax_loss(x, y, m)[0]),
+                                               layers.temporal_softmax_loss(x, y, m)[1]), "float32"),
+], ids=["db not summed", "outputs swapped", "dw transposed", "float32 loss"])
+def test_shape_and_dtype_mistakes_get_a_hint_that_names_them(name, fn, needle):
+    result = check.run(name, fn)
+    assert needle in result.message + result.hint, result.message
+
+
+def test_a_generator_is_named_as_such():
+    def lazy(loss_fn, params, data, T, step, h0):
+        yield from ()
+
+    assert "returned a generator" in check.run("truncated_bptt", lazy).message
+
+
+def test_an_endless_loop_is_stopped_in_a_learners_session(monkeypatch):
+    from utils.check import core
+
+    monkeypatch.setattr(core, "TIME_LIMIT", 1)
+
+    def endless(x, h0, Wx, Wh, b):
+        while True:
+            pass
+
+    result = check.run("rnn_forward", endless)
+    assert result.status == "error" and "ran for more than 1 s" in result.hint
+
+
+def test_a_seed_that_is_not_an_integer_is_explained():
+    with pytest.raises(TypeError, match="seed must be the non-negative integer"):
+        check.run("rnn_forward", layers.rnn_forward, seed="abc")
+
+
+def test_the_summary_pairs_a_backward_with_the_forward_its_check_cell_names(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from utils.check import progress
+
+    forward = textwrap.dedent("""
+        def my_step_forward(x, prev_h, Wx, Wh, b):
+            next_h = np.tanh(x @ Wx + prev_h @ Wh + b)
+            return next_h, {"x": x, "prev_h": prev_h, "W": (Wx, Wh), "next_h": next_h}
+    """)
+    backward = textwrap.dedent("""
+        def rnn_step_backward(dnext_h, cache):
+            da = dnext_h * (1 - cache["next_h"] ** 2)
+            Wx, Wh = cache["W"]
+            return da @ Wx.T, da @ Wh.T, cache["x"].T @ da, cache["prev_h"].T @ da, da.sum(axis=0)
+    """)
+    nb = new_notebook(cells=[new_code_cell("import numpy as np\nfrom utils import check"), new_code_cell(forward),
+                             new_code_cell(backward), new_code_cell(
+        'my_step_forward, rnn_step_backward = check("rnn_step_backward", rnn_step_backward, forward=my_step_forward)')])
+    nb.metadata["course"] = {"notebook": "02"}
+    path = tmp_path / "02_mine.ipynb"
+    nbformat.write(nb, path)
+    assert progress.forward_expressions(nbformat.read(path, as_version=4)) == {"rnn_step_backward": "my_step_forward"}
+    rows, problems = progress.summarize([path])
+    assert {r["exercise"]: r["status"] for r in rows}["rnn_step_backward"] == "passed", problems

@@ -8,16 +8,21 @@ silently corrupting the comparison.
 """
 
 import copy
+import inspect
 
 import numpy as np
 
 from .compare import Failure, as_array, compare_outputs, kind
 from .core import LearnerError, call_learner, qualname
+from .vjp import backpropagate, leaf_inputs
 
 
 def _describe(value):
     if isinstance(value, np.ndarray):
         return f"{value.dtype} {value.shape}"
+    if isinstance(value, tuple | list) and _only_words(value):  # a corpus: short enough to show
+        text = repr(value)
+        return text if len(text) <= 400 else text[:400] + " ..."
     if isinstance(value, tuple | list):
         return f"{type(value).__name__} of {len(value)}"
     if isinstance(value, dict):
@@ -27,16 +32,27 @@ def _describe(value):
     return repr(value)
 
 
+def _only_words(value):
+    return all(isinstance(v, str) or isinstance(v, list | tuple) and _only_words(v) for v in value)
+
+
 def describe_inputs(args):
-    return ", ".join(
-        f"{k}: {_describe(v)}" if not isinstance(v, int | float | str) else f"{k}={v!r}"
-        for k, v in args.items()
-        if not isinstance(v, np.random.Generator)
-    )
+    def one(k, v):
+        if isinstance(v, float | np.floating):
+            return f"{k}={float(v):.4g}"
+        if isinstance(v, int | str | np.integer):
+            return f"{k}={v!r}" if not isinstance(v, np.integer) else f"{k}={int(v)}"
+        return f"{k}: {_describe(v)}" if not (isinstance(v, list) and _only_words(v)) else f"{k}={_describe(v)}"
+
+    return ", ".join(one(k, v) for k, v in args.items() if not isinstance(v, np.random.Generator))
 
 
 def _is_tensor(value):
     return type(value).__module__.startswith("torch") and hasattr(value, "clone")
+
+
+def _is_module(value):
+    return any(c.__module__ == "torch.nn.modules.module" and c.__name__ == "Module" for c in type(value).__mro__)
 
 
 def snapshot(value):
@@ -50,6 +66,11 @@ def changed(before, after, path):
         same = (isinstance(after, np.ndarray) and after.shape == before.shape
                 and np.array_equal(after, before, equal_nan=before.dtype.kind in "fc"))
         return None if same else path
+    if _is_module(before):
+        if not _is_module(after):
+            return path
+        mine = after.state_dict()
+        return next((f"{path}.{k}" for k, v in before.state_dict().items() if changed(v, mine.get(k), k)), None)
     if _is_tensor(before):
         import torch
 
@@ -76,19 +97,32 @@ def changed(before, after, path):
     return None
 
 
-def call(fn, args, keep=(), hint=None):
+def call(fn, args, keep=(), hint=None, copies=None):
     """Call `fn(*copies of args)` and fail if it changed any of its inputs.
 
     Arguments go by position, so the learner may name the parameters as they like. Names in `keep` are
     passed as they are (callbacks, and objects the learner is meant to update, such as parameters an
-    optimiser step changes). hint: what to say if the function raises.
+    optimiser step changes). hint: what to say if the function raises. copies: the copies to pass, where the
+    caller has made them (call_vjp's leaf tensors).
     """
-    mine = {k: (v if k in keep else snapshot(v)) for k, v in args.items()}
+    if getattr(fn, "passes_handles", False):  # a graded submission's function: kept values travel as handles
+        from .wire import ByHandle
+
+        mine = {k: (ByHandle(v) if k in keep else copies[k] if copies else snapshot(v)) for k, v in args.items()}
+    else:
+        mine = {k: (v if k in keep else copies[k] if copies else snapshot(v)) for k, v in args.items()}
+    return _checked_call(fn, args, mine, keep, hint)
+
+
+def _checked_call(fn, args, mine, keep, hint, invoke=None):
     try:
-        out = call_learner(fn, *mine.values(), hint=hint)
+        out = (invoke or (lambda: call_learner(fn, *mine.values(), hint=hint)))()
     except LearnerError as err:
-        err.inputs = describe_inputs(args)
+        err.inputs = describe_inputs(args) + (f"\n{hint.note}" if hasattr(hint, "note") else "")
         raise
+    if inspect.isgenerator(out):
+        raise Failure("Your function returned a generator: it uses `yield`, so none of its code has run yet.",
+                      "Collect the results in a list (or an array) and `return` them, as the docstring says.")
     for k, v in args.items():
         if k in keep:
             continue
@@ -98,6 +132,41 @@ def call(fn, args, keep=(), hint=None):
                           "Use `x = x * 2` rather than `x *= 2` on an input (or on an array inside a list or "
                           "dict you were given), or work on a copy: callers still need their values.")
     return out
+
+
+def call_vjp(fn, args, wrt, cotangents, hint=None):
+    """Call a PyTorch function of the learner and backpropagate through it: (outputs, gradients).
+
+    wrt names the inputs to differentiate with respect to: an argument ("u"), or a parameter of a module
+    argument ("attention.W_k.weight"); cotangents, one per output (None for an output that sends no
+    gradient), weight the outputs as in torch.autograd.grad's grad_outputs. The gradients come back in
+    wrt's order, None where no gradient reached an input; None altogether when an output that should send one
+    carries no graph. Inputs are the learner's own leaf copies, compared with the originals afterwards as
+    `call` does. A graded submission's function does the same in its worker, where the graph lives.
+    """
+    if getattr(fn, "passes_handles", False):
+        mine = {k: snapshot(v) for k, v in args.items()}
+        holder = {}
+
+        def remote(*values):
+            out, holder["grads"] = fn.vjp(list(values), [_path(args, w) for w in wrt], list(cotangents))
+            return out
+
+        def invoke():
+            return call_learner(remote, *mine.values(), hint=hint)
+
+        out = _checked_call(fn, args, mine, (), hint, invoke)
+        return out, holder["grads"]
+    mine = {k: snapshot(v) for k, v in args.items()}
+    leaves = leaf_inputs(mine, [_path(args, w) for w in wrt])
+    out = _checked_call(fn, args, mine, (), hint)
+    return out, backpropagate(out, leaves, cotangents)
+
+
+def _path(args, name):
+    """(position of the argument, parameter name or "") for a wrt entry."""
+    arg, _, param = name.partition(".")
+    return list(args).index(arg), param
 
 
 def returns(*names):
@@ -226,10 +295,12 @@ def _paired_cache(trial, inputs, outputs, ref_outs):
     ex, forward = trial.exercise, trial.forward
     if forward is ex.forward:
         return snapshot(ref_outs[-1])
-    raw = call(forward, inputs)
+    raw = call(forward, inputs, hint=f"The forward pass you paired this backward with raised. Is it the forward of "
+                                     f"this exercise ({ex.forward_name}, with the arguments "
+                                     f"{', '.join(inputs)})?")
     theirs = _safe_select(returns(*outputs, "cache"), raw)
     try:
-        compare_outputs(dict(zip(outputs, ref_outs[:-1], strict=True)), theirs, 1e-7, 1e-5)
+        compare_outputs(dict(zip(outputs, ref_outs[:-1], strict=True)), theirs, 1e-7)
     except Failure as f:
         raise Failure(
             f"The forward pass `{getattr(forward, '__name__', 'forward')}` that this backward is paired with is "
@@ -239,12 +310,34 @@ def _paired_cache(trial, inputs, outputs, ref_outs):
     return raw[-1]
 
 
+def _layout(cache, depth=0):
+    """The layout of a cache, e.g. "a tuple (int64 (4, 6), a tuple (7, 3))", to set beside an error reading it."""
+    if isinstance(cache, np.ndarray):
+        return f"{cache.dtype} {cache.shape}"
+    if isinstance(cache, tuple | list) and depth < 2:
+        items = ", ".join(_layout(v, depth + 1) for v in cache[:7]) + (", ..." if len(cache) > 7 else "")
+        return f"a {type(cache).__name__} of {len(cache)} ({items})"
+    if isinstance(cache, dict) and depth < 2:
+        return "a dict {" + ", ".join(f"{k!r}: {_layout(v, depth + 1)}" for k, v in list(cache.items())[:10]) + "}"
+    return kind(cache) if not isinstance(cache, int | float) else repr(cache)
+
+
 def _cache_hint(trial, cache):
+    """How to read an error of a backward pass: the layout of the cache it was given, and a hint on that cache
+    when the error looks like a misreading of it (else the usual hint for the error)."""
     forward = trial.forward
     who = "the course's" if forward is trial.exercise.forward else "your"
-    return (f"Your backward raised while working on the cache that {who} forward `{qualname(forward)}` returned "
-            f"({kind(cache)}). Read the cache exactly as that forward built it (print it), or pair the backward "
-            "with the forward whose cache it expects: check(..., forward=your_forward).")
+    text = (f"Your backward raised while reading the cache that {who} forward `{qualname(forward)}` returned. Read "
+            "the cache exactly as that forward built it, or pair the backward with the forward whose cache it "
+            "expects: check(..., forward=your_forward).")
+
+    def hint(err):
+        line = (err.where[2] or "") if err.where else ""
+        reads = "cache" in line or "unpack" in err.text or err.kind == "KeyError" or "indices must be" in err.text
+        return text if reads else None
+
+    hint.note = f"The cache it was given, from {who} forward `{qualname(forward)}`: {_layout(cache)}."
+    return hint
 
 
 def backward_test(make_inputs, outputs, upstream, grads, numeric=False, threshold=1e-6, rtol=1e-7):

@@ -94,6 +94,7 @@ def _seq_backward_test(numeric=False, **kw):
 
 register(Exercise(
     "rnn_backward", NB, layers.rnn_backward, forward=layers.rnn_forward, forward_name="rnn_forward",
+    uses=("rnn_step_backward",),
     tests=[
         ("values against the reference", _seq_backward_test()),
         ("one time step (T=1)", _seq_backward_test(T=1)),
@@ -255,13 +256,16 @@ register(Exercise(
 def _sample_checked(trial, scores, temperature, rng):
     out = call(trial.fn, {"scores": scores, "temperature": temperature, "rng": rng})
     N, V = scores.shape
-    try:
-        arr = np.asarray(out)
-    except Exception:
-        arr = np.asarray(None)
-    if out is None or arr.dtype == object or arr.shape != (N,):
-        raise Failure(f"Expected an array of shape (N,) = ({N},), one index per row of scores; got {kind(out)}.",
-                      "Did you forget `return`? Draw one index per row and return them as one array.")
+    if out is None:
+        raise Failure(f"Your function returned None; expected an array of shape (N,) = ({N},).",
+                      "Did you forget `return`?")
+    if type(out) is not np.ndarray or out.shape != (N,):
+        hint = ("One index per row as a 1-D array: drop the last axis (.ravel(), or [:, 0])."
+                if type(out) is np.ndarray and out.shape == (N, 1) else
+                "Draw one index per row and return them as one numpy array (np.array(list_of_indices)).")
+        raise Failure(f"Expected a numpy array of shape (N,) = ({N},), one index per row of scores; got {kind(out)}.",
+                      hint)
+    arr = out
     if not np.issubdtype(arr.dtype, np.integer):
         raise Failure(f"Expected integer indices; got dtype {arr.dtype}.", "Convert with .astype(int).")
     if arr.min() < 0 or arr.max() >= V:
@@ -284,6 +288,11 @@ def _frequency_test(temperature, n=20_000, z_max=5.5):
         counts = np.bincount(got, minlength=V)
         z = (counts - n * p) / np.sqrt(n * p * (1 - p))
         worst = int(np.argmax(np.abs(z)))
+        if abs(z[worst]) > z_max and len(set(got.tolist())) == 1:
+            raise Failure(f"At temperature {temperature}, all {n} rows drew the same index {got[0]}, although every "
+                          f"index has probability at least {p.min():.2f}.",
+                          "Draw one random number per row (rng.random((N, 1)), or rng.choice once per row): a single "
+                          "number shared by all the rows makes them all pick the same index.")
         if abs(z[worst]) > z_max:
             p1 = layers.softmax(row)
             told = ("These are the frequencies of temperature 1: divide the scores by the temperature."
@@ -317,6 +326,9 @@ def _rows_test(trial):
             hint = (f"Every row got the same index ({got[0]}): each row must be drawn from its own probabilities "
                     "p[i], not all from row 0's (loop over the rows, or use one uniform number per row against "
                     "each row's cumulative sum).")
+        elif np.all((got - want) % V == 1) or np.all((want - got) % V == 1):
+            hint = ("Your index is off by one: with u = rng.random(), the sample is the first index whose cumulative "
+                    "probability exceeds u, which is (p.cumsum(axis=1) < u).sum(axis=1), with no + 1 or - 1.")
         raise Failure(f"Row {i} puts probability > 1 - 1e-20 on index {want[i]}, but you drew {got[i]}.", hint)
 
 

@@ -173,6 +173,12 @@ class TinyRNN:
 def _beam_checked(trial, step, state, beam_width, max_len):
     args = {"step": step, "state": state, "start": 0, "end": 1, "beam_width": beam_width, "max_len": max_len}
     out = call(trial.fn, args, keep=("step",))
+    pairs = out if isinstance(out, list | tuple) else []
+    for words, *_ in (p for p in pairs if isinstance(p, list | tuple) and len(p) == 2):
+        if not isinstance(words, list):
+            raise Failure(f"A hypothesis' words are {kind(words)}; the contract is a list of ints, e.g. [3, 4, 1].",
+                          "Keep each hypothesis as a Python list (beam[r] + [int(w)]): the cells after the check "
+                          "compare it with lists.")
     try:
         if not isinstance(out, list | tuple):
             raise TypeError
@@ -218,7 +224,16 @@ def _one_beam_test(trial, model, beam_width, max_len):
         if _same(got, theirs):
             hint = why
             break
-    if hint is None and got and want and got[0][0] == want[0][0]:
+    same_scores = len(got) == len(want) and all(abs(g[1] - w[1]) <= 1e-9 * max(1.0, abs(w[1]))
+                                                  for g, w in zip(got, want, strict=True))
+    if hint is None and same_scores:
+        hint = ("The scores are right but hypotheses with equal scores come in another order: pick the extensions "
+                "with np.argsort(-total, axis=None, kind='stable') (ties go to the earlier hypothesis and the lower "
+                "word id) and sort the final list by score with a stable sort.")
+    elif hint is None and got and want and [w for w, _ in got] == [w for w, _ in want]:
+        hint = ("The words are right but the scores are not: a hypothesis' score is the sum of the log-probabilities "
+                "of its words, as step returns them (not probabilities, not a mean).")
+    elif hint is None and got and want and _same(got[:1], want[:1]):
         hint = ("The best caption is right but the rest of the list is not: return every finished hypothesis "
                 "and those left in the beam after max_len words, best first, at most beam_width of them.")
     raise Failure(
@@ -334,12 +349,36 @@ def _words(rng, n=8):
 
 
 def _tie_args(rng):
-    """Each candidate (5 words) lies as close to a reference of 4 words as to one of 6: r takes the 4 (the shorter),
-    so c > r and BP = 1; taking the 6 would give BP = exp(1 - 6/5)."""
+    """Two candidates of 5 words, each as close to a reference of 4 words as to one of 6: r takes the 4 (the
+    shorter). The 6 is listed first for one and last for the other, so neither "the first listed" nor "the last
+    listed" is the rule; a third candidate, much shorter than its reference, puts r above c so that the brevity
+    penalty shows every choice of r."""
     w = _words(rng)
-    cand = w[:5]
-    return {"candidates": [cand, list(reversed(cand))],
-            "references": [[cand[:4], cand + [w[5]]], [list(reversed(cand))[:4], list(reversed(cand)) + [w[6]]]]}
+    cand, back = w[:5], list(reversed(w[:5]))
+    return {"candidates": [cand, back, w[5:8]],
+            "references": [[cand + [w[5]], cand[:4]], [back[:4], back + [w[6]]], [w[5:8] + w[:5]]]}
+
+
+def _closest_args(rng):
+    """References of 12, 2 and 7 words for a candidate of 6: r is 7 (the closest, listed last), so BP =
+    exp(1 - 7/6); the first reference would give exp(1 - 12/6) and the shortest BP = 1."""
+    w = _words(rng)
+    cand = w[:6]
+    return {"candidates": [cand], "references": [[w[:2] * 6, w[:2], cand + [w[6]]]]}
+
+
+def _clip_max_args(rng):
+    """A word twice in the candidate and once in each of two references: clipped to 1 (the most in any one
+    reference), not 2 (the sum over the references)."""
+    a, b, c, d, e, f, g, h = _words(rng)
+    return {"candidates": [[a, b, c, d, a]], "references": [[[a, b, c, d, e], [f, a, g, h, e]]]}
+
+
+def _max_n_args(max_n):
+    def make(rng):
+        return {**_bleu_args(rng), "max_n": max_n}
+
+    return make
 
 
 def _long_args(rng):
@@ -362,28 +401,31 @@ def _three_word_args(rng):
 
 def _bleu_select(result):
     if isinstance(result, tuple | list | np.ndarray) and np.ndim(result) > 0:
-        raise Failure(f"Expected one number, the corpus BLEU; got {type(result).__name__} of {len(result)}.",
+        one = np.size(result) == 1
+        raise Failure(f"Expected one number, the corpus BLEU; got {kind(result)}.",
+                      "Return the number itself, float(...), not a container of one." if one else
                       "Sum the matched and total n-gram counts over the whole corpus, then combine them once.")
     return {"bleu": result}
 
 
 def _bleu_variant(clip=True, brevity="closest", mean="geometric", corpus=True, cap=True):
-    """A wrong BLEU. brevity: "closest", "closest-longer" (ties to the longer), "shortest", "longest" or None;
-    mean: "geometric" or "arithmetic"; cap=False leaves out the min(1, .) of the brevity penalty."""
+    """A wrong BLEU. clip: True (the most in any one reference), False, or "sum" (over the references); brevity:
+    "closest", "closest-longer" (ties to the longer), "first", "shortest", "longest" or None; mean: "geometric" or
+    "arithmetic"; cap=False leaves out the min(1, .) of the brevity penalty."""
 
-    def one(cands, refs):
-        matched, total, c, r = np.zeros(4), np.zeros(4), 0, 0
+    def one(cands, refs, max_n):
+        matched, total, c, r = np.zeros(max_n), np.zeros(max_n), 0, 0
         for cand, rs in zip(cands, refs, strict=True):
             c += len(cand)
             lengths = [len(x) for x in rs]
             r += {"closest": min(lengths, key=lambda k: (abs(k - len(cand)), k)),
-                  "closest-longer": min(lengths, key=lambda k: (abs(k - len(cand)), -k)),
+                  "closest-longer": min(lengths, key=lambda k: (abs(k - len(cand)), -k)), "first": lengths[0],
                   "shortest": min(lengths), "longest": max(lengths), None: 0}[brevity]
-            for n in range(1, 5):
+            for n in range(1, max_n + 1):
                 counts = decoding._ngrams(cand, n)
                 most = Counter()
                 for ref in rs:
-                    most |= decoding._ngrams(ref, n)
+                    most = most + decoding._ngrams(ref, n) if clip == "sum" else most | decoding._ngrams(ref, n)
                 matched[n - 1] += sum(min(k, most[g]) if clip else k * (most[g] > 0) for g, k in counts.items())
                 total[n - 1] += sum(counts.values())
         if matched.min() == 0:
@@ -395,8 +437,8 @@ def _bleu_variant(clip=True, brevity="closest", mean="geometric", corpus=True, c
 
     def wrong(candidates, references, max_n=4):
         if corpus:
-            return one(candidates, references)
-        return float(np.mean([one([c], [r]) for c, r in zip(candidates, references, strict=True)]))
+            return one(candidates, references, max_n)
+        return float(np.mean([one([c], [r], max_n) for c, r in zip(candidates, references, strict=True)]))
 
     return wrong
 
@@ -415,6 +457,10 @@ register(Exercise(
                                         [["a", "red", "circle", "left", "of", "a", "blue", "square"]]]},
             _bleu_select, 1e-9)),
         ("equally close references: the shorter is r", value_test(_tie_args, _bleu_select, 1e-9)),
+        ("the closest reference is not the first one", value_test(_closest_args, _bleu_select, 1e-9)),
+        ("clipped by the most in any one reference", value_test(_clip_max_args, _bleu_select, 1e-9)),
+        ("BLEU-2 (max_n=2)", value_test(_max_n_args(2), _bleu_select, 1e-9)),
+        ("BLEU-3 (max_n=3)", value_test(_max_n_args(3), _bleu_select, 1e-9)),
         ("candidates longer than the references: BP stays 1", value_test(_long_args, _bleu_select, 1e-9)),
         ("no matching 4-gram: BLEU is 0", value_test(_zero_args, _bleu_select, 1e-9)),
         ("candidates too short for a 4-gram: BLEU is 0", value_test(_three_word_args, _bleu_select, 1e-9)),
@@ -432,6 +478,11 @@ register(Exercise(
          "the shortest reference."),
         (_bleu_variant(brevity="longest"),
          "For r, take the reference whose length is closest to the candidate's, not the longest reference."),
+        (_bleu_variant(clip="sum"),
+         "Clip each n-gram by the most times it occurs in any *one* reference (the maximum over the references), "
+         "not by its total over all the references."),
+        (_bleu_variant(brevity="first"),
+         "r is the length of the reference *closest* to each candidate's length, not the first reference's."),
         (_bleu_variant(brevity="closest-longer"),
          "When two references are equally close to the candidate's length, r takes the shorter one (Papineni's "
          "rule, which the exercise states)."),

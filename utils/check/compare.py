@@ -22,6 +22,8 @@ class Failure(Exception):
 def kind(value):
     """A short description of any value, safe to call on whatever a learner returned."""
     try:
+        if isinstance(getattr(value, "_course_kind", None), str):  # an object that stayed in a graded submission
+            return value._course_kind
         if isinstance(value, np.ndarray):
             return f"a {value.dtype} array of shape {value.shape}"
         if type(value).__module__.startswith("torch") and hasattr(value, "shape"):
@@ -40,33 +42,72 @@ def kind(value):
 
 
 def _shape_hint(got, expected):
+    """What a wrong shape most likely means."""
+    if expected == () and int(np.prod(got)) == 1:
+        return f"Return a plain number (a float, e.g. float(x) or x.item()), not an array of shape {got}."
+    if len(got) > len(expected) and got[len(got) - len(expected):] == expected:
+        extra = got[:len(got) - len(expected)]
+        return (f"Your result has extra leading axes {extra}: a gradient (or sum) over values shared by every "
+                f"example{' and every step' if len(extra) > 1 else ''} is summed over those axes: "
+                f".sum(axis={tuple(range(len(extra))) if len(extra) > 1 else 0}).")
+    if got == () and len(expected) == 1:
+        return (f"A single number where {expected[0]} values are expected: return all of them (one per chunk, "
+                "step or row), not their sum or the last one.")
+    if len(got) == len(expected) == 2 and got == expected[::-1]:
+        return "The shape is transposed: check which side of the product each factor belongs on."
     if sorted(got) == sorted(expected) and len(got) == len(expected) > 1:
         return ("The right numbers of elements in the wrong axis order: batch comes first, (N, T, ...). Stack "
                 "the per-step results along axis 1, or transpose back.")
-    return "Compare the shapes step by step; batch comes first: (N, T, ...)."
+    return "Write the shape of each operand next to the line that builds this output; batch comes first: (N, T, ...)."
+
+
+def _type_problem(value, reference):
+    """Why `value` cannot stand for the reference's result (None if it can): later cells use that result as numpy.
+
+    Where the reference returns an array, so must the learner (lists, tensors and array subclasses pass
+    comparisons but break the cells that use the result); where it returns a list or a number, any list or
+    number will do."""
+    if isinstance(reference, list | tuple):
+        return None
+    if np.ndim(reference) == 0 and not isinstance(reference, np.ndarray):
+        if isinstance(value, int | float | np.integer | np.floating) and type(value) is not bool:
+            return None
+        if type(value) is np.ndarray and value.ndim == 0:
+            return None
+    if type(value) is np.ndarray:
+        return None
+    if type(value).__module__.startswith("torch"):
+        return "a torch tensor; this exercise works in numpy: return a numpy array (tensor.numpy())"
+    if isinstance(value, np.ndarray):
+        return f"a {type(value).__name__} (a subclass of numpy's array that behaves differently); return a plain array"
+    if isinstance(value, list | tuple) and np.ndim(reference) > 0:
+        return f"a {type(value).__name__}; the cells after the check use numpy operations on it: return np.array(...)"
+    return None
 
 
 def as_array(name, value, expected):
-    """`value` as a float64 array shaped like `expected`, or a Failure saying why it can't be."""
-    expected = np.asarray(expected)
+    """`value` as an array shaped like `expected`, or a Failure saying why it can't be.
+
+    A numpy result must be a numpy array (or, for a single number, a number): lists, tensors and array
+    subclasses pass comparisons but break the cells that use the result afterwards.
+    """
+    reference, expected = expected, np.asarray(expected)
+    what = "a number" if expected.shape == () else f"an array of shape {expected.shape}"
     if value is None:
-        raise Failure(f"`{name}` is None; expected an array of shape {expected.shape}.",
+        raise Failure(f"`{name}` is None; expected {what}.",
                       "Did you forget a `return` statement, or return a variable before assigning it?")
-    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
-        try:
-            value = value.detach().cpu().numpy()
-        except Exception as exc:
-            raise Failure(f"`{name}` is a tensor that could not be read: {exc}") from None
-    if np.isscalar(value) and expected.shape == ():
-        value = np.float64(value) if not isinstance(value, str | bytes) else value
+    problem = _type_problem(value, reference)
+    if problem:
+        raise Failure(f"`{name}` is {problem}.")
     try:
         arr = np.asarray(value)
     except Exception as exc:  # ragged lists and other odd objects
         raise Failure(f"`{name}` could not be turned into an array ({kind(value)}): {exc}") from None
-    if type(arr) is not np.ndarray:  # a subclass could override comparisons
-        arr = arr.view(np.ndarray)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise Failure(f"`{name}` should be a numeric array of shape {expected.shape}; got {kind(value)}.")
+        raise Failure(f"`{name}` should be {what.replace('an array', 'a numeric array')}; got {kind(value)}.")
+    if arr.dtype.kind == "c" and expected.dtype.kind != "c":
+        raise Failure(f"`{name}` has the complex dtype {arr.dtype}; the result is real.",
+                      "Something took a square root or a log of a negative number, or mixed in complex numbers.")
     if arr.shape != expected.shape:
         raise Failure(f"`{name}` has shape {arr.shape}; expected {expected.shape}.",
                       _shape_hint(arr.shape, expected.shape))
@@ -76,7 +117,8 @@ def as_array(name, value, expected):
         what = "NaN" if np.isnan(arr[idx]) else "inf"
         raise Failure(
             f"`{name}` contains {what} (first at index {idx}; {int(bad.sum())} non-finite values in all).",
-            "An overflow? exp() of a large number is inf; subtract the maximum before exponentiating.")
+            "A non-finite value comes from an overflow (exp of a large number), a division by zero, or the log of "
+            "0; in a softmax, subtract the maximum before exponentiating.")
     return arr
 
 
@@ -91,6 +133,11 @@ def mismatch(name, value, expected, rtol, atol=0.0):
     error); with atol > 0 (float32 inputs) when |a - b| > atol + rtol * |expected|.
     """
     got = as_array(name, value, expected)
+    if np.asarray(expected).dtype.kind == "f" and got.dtype.kind in "biu" and got.ndim > 0:
+        return Mismatch(name, f"`{name}` is an array of {got.dtype}, but the result is made of floats: the "
+                              "decimals were cut off.", (),
+                        "An array made with np.zeros_like(x) of an integer array (token ids) is an integer array "
+                        "too: give the dtype, np.zeros(shape) or np.zeros_like(W).")
     if np.asarray(expected).dtype == np.float64 and got.dtype in (np.float16, np.float32):
         return Mismatch(name, f"`{name}` is {got.dtype}, but the inputs are float64: {got.dtype} keeps only about "
                               f"{np.finfo(got.dtype).precision} significant digits, too few for a float64 check.",
@@ -137,6 +184,18 @@ class Mismatch:
         return f"{self.text}\n{self.measure}"
 
 
+def _swapped_with(name, got, expected):
+    """Another output whose value `name` holds while it holds `name`'s (outputs returned in the wrong order)."""
+    try:
+        shapes = {k: np.shape(v) for k, v in got.items()}
+    except Exception:
+        return None
+    if shapes[name] == np.shape(expected[name]):
+        return None
+    return next((o for o, v in expected.items() if o != name and o in shapes and shapes[name] == np.shape(v)
+                 and shapes[o] == np.shape(expected[name])), None)
+
+
 def compare_outputs(expected, got, rtol, atol=0.0):
     """Compare every named output; raise one Failure that says which outputs are right and which are wrong.
 
@@ -147,7 +206,14 @@ def compare_outputs(expected, got, rtol, atol=0.0):
     for name, value in expected.items():
         if name not in got:
             raise Failure(f"The output `{name}` is missing.")
-        found = mismatch(name, got[name], value, rtol, atol)
+        try:
+            found = mismatch(name, got[name], value, rtol, atol)
+        except Failure as f:
+            other = _swapped_with(name, got, expected)
+            if other:
+                f.hint = (f"`{name}` has the shape `{other}` should have: return the outputs in the order "
+                          f"({', '.join(expected)}).")
+            raise
         (wrong if found else right).append(found or name)
     if not wrong:
         return

@@ -13,16 +13,20 @@ with a failure replays exactly that case: `check.run(name, fn, seed=...)`.
 """
 
 import html
-import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import grading
+from .channel import RemoteError
 from .compare import Failure
 
 _REGISTRY = {}
@@ -42,6 +46,8 @@ class Exercise:
     output, the check names the mistake instead of giving a generic hint. A backward exercise names its
     reference `forward` (whose cache the reference backward reads) and `forward_name`, the name the
     notebook gives the learner's forward, so that the progress summary can pair them as the notebook does.
+    `uses` names the exercises this one is built on (rnn_forward calls rnn_step_forward): while a submission
+    is graded, their references stay available to it, and no other.
     """
 
     name: str
@@ -51,6 +57,7 @@ class Exercise:
     mistakes: list = field(default_factory=list)
     forward: object = None
     forward_name: str = None
+    uses: tuple = ()
 
     @property
     def is_backward(self):
@@ -84,7 +91,8 @@ def get(name):
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown exercise {name!r}; the exercises are: {', '.join(_REGISTRY)}") from None
+        names = ", ".join(ex.name for ex in exercises())
+        raise ValueError(f"unknown exercise {name!r}; the exercises are: {names}") from None
 
 
 def qualname(fn):
@@ -97,33 +105,42 @@ class LearnerError(Exception):
     def __init__(self, exc, hint=None):
         super().__init__(str(exc))
         self.exc = exc
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_learner_code(f.filename)]
-        self.where = frames[-1] if frames else None
+        if isinstance(exc, RemoteError):  # raised in a graded submission's worker, which sends its own lines only
+            self.kind, self.text = exc.type_name, exc.message
+            self.where = exc.frames[-1] if exc.frames else None
+        else:
+            self.kind, self.text = type(exc).__name__, str(exc)
+            frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_learner_code(f.filename)]
+            self.where = (frames[-1].filename, frames[-1].lineno, frames[-1].line) if frames else None
         self.inputs = ""
         self._hint = hint
 
     def describe(self):
-        text = f"{type(self.exc).__name__}: {self.exc}"
+        text = f"{self.kind}: {self.text}"
         if self.where is not None:
-            line = (self.where.line or "").strip()
-            text += f"\nRaised at line {self.where.lineno} of your code" + (f": {line}" if line else ".")
+            _, lineno, line = self.where
+            line = (line or "").strip()
+            text += f"\nRaised at line {lineno} of your code" + (f": {line}" if line else ".")
         if self.inputs:
             text += f"\nInputs: {self.inputs}"
         return text
 
     @property
     def hint(self):
-        if self._hint:
-            return self._hint
-        msg = str(self.exc)
-        if isinstance(self.exc, ValueError) and any(w in msg for w in ("mismatch", "broadcast", "shapes", "aligned")):
+        special = self._hint(self) if callable(self._hint) else self._hint
+        if special:
+            return special
+        msg, kind = self.text, self.kind
+        if kind == "ValueError" and any(w in msg for w in ("mismatch", "broadcast", "shapes", "aligned")):
             return "A shape mismatch: write the shape of every operand of that line next to it; batch comes first."
-        if isinstance(self.exc, TypeError) and "argument" in msg:
+        if kind == "TypeError" and "argument" in msg:
             return "Keep the function's signature as given: the check passes the arguments in that order."
-        if isinstance(self.exc, IndexError):
+        if kind == "IndexError":
             return "An index out of range: check the loop bounds against the shapes of the inputs."
-        if isinstance(self.exc, KeyError):
+        if kind == "KeyError":
             return "A key that is not there: print the dict's keys (`list(d)`) where that line reads it."
+        if kind == "Refused":
+            return "Compute the result in your own code; the course's implementation is the fallback, not a helper."
         return ""
 
 
@@ -234,6 +251,34 @@ class Result:
         return {"exercise": self.exercise, "status": self.status, "message": self.message}
 
 
+#: Seconds one check may take in a learner's session before the function under test is stopped (an endless loop).
+TIME_LIMIT = 120
+
+
+class CheckTimeout(Exception):
+    """Raised inside a function under test that runs past TIME_LIMIT."""
+
+
+@contextmanager
+def _time_limit(seconds):
+    """Interrupt the block after `seconds` with CheckTimeout, where a timer signal can (the main thread of a Unix
+    process, as in a notebook's kernel); elsewhere (a grading judge's threads) the caller keeps time itself."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def stop(signum, frame):
+        raise CheckTimeout(f"stopped after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def fresh_seed():
     return int.from_bytes(os.urandom(4), "little") >> 1
 
@@ -255,6 +300,8 @@ def run(name, fn, seed=None, forward=None):
     """
     ex = get(name)
     forward = _forward_for(ex, forward)
+    if seed is not None and (not isinstance(seed, int | np.integer) or seed < 0):
+        raise TypeError(f"seed must be the non-negative integer a failure message prints; got {seed!r}.")
     seed = fresh_seed() if seed is None else int(seed)
     start = time.perf_counter()
     statuses = [[title, "not run"] for title, _ in ex.tests]
@@ -269,20 +316,33 @@ def run(name, fn, seed=None, forward=None):
         for i, (_, test) in enumerate(ex.tests):
             trial = Trial(fn, ex, np.random.default_rng([seed, i]), forward)
             try:
-                with np.errstate(all="ignore"):
+                with np.errstate(all="ignore"), _time_limit(TIME_LIMIT):
                     test(trial)
             except NotImplementedError:
                 result.status, statuses = NOT_IMPLEMENTED, [[t, "not run"] for t, _ in ex.tests]
                 break
             except LearnerError as err:
                 result.status, result.detail, result.hint = ERROR, err.describe(), err.hint
+                if isinstance(err.exc, CheckTimeout):
+                    result.hint = (f"Your function ran for more than {TIME_LIMIT} s on inputs this small: an endless "
+                                   "loop (a `while` whose counter never changes?) or a loop over far too many items.")
                 statuses[i][1] = FAILED
                 break
             except Failure as f:
                 result.status, result.detail, result.hint = FAILED, f.message, f.hint or ""
                 statuses[i][1] = FAILED
                 break
+            except CheckTimeout:
+                result.status, result.detail = ERROR, f"The check itself ran past {TIME_LIMIT} s and was stopped."
+                statuses[i][1] = FAILED
+                break
+            except TimeoutError:  # only a graded submission's worker can keep the judge waiting
+                result.status, result.detail = ERROR, "Your function did not return within the time left for grading."
+                statuses[i][1] = FAILED
+                break
             except Exception as exc:  # whatever the learner returned, the check itself must not raise
+                if getattr(exc, "ends_grading", False):  # a graded submission's broken connection
+                    raise
                 result.status = ERROR
                 result.detail = (f"The check could not go on with what your function returned: "
                                  f"{type(exc).__name__}: {exc}")
@@ -311,10 +371,11 @@ def check(name, fn, forward=None):
                         "it reads.")
     result = run(name, fn, forward=forward)
     _show(result)
-    _log(result)
-    if ex.is_backward:
-        return (forward, fn) if result.passed else (ex.forward, ex.reference)
-    return fn if result.passed else ex.reference
+    if result.passed:
+        return (forward, fn) if ex.is_backward else fn
+    swaps = [(name, fn, ex.reference)] + ([(ex.forward_name, forward, ex.forward)] if ex.is_backward else [])
+    grading.fail(result, swaps)  # raises when an autograder runs the notebook
+    return (ex.forward, ex.reference) if ex.is_backward else ex.reference
 
 
 def _show(result):
@@ -330,11 +391,3 @@ def _show(result):
         display(result)
     else:
         print(result)
-
-
-def _log(result):
-    """Append the result to $COURSE_CHECK_LOG: how `python -m utils.check` learns what a notebook did."""
-    path = os.environ.get("COURSE_CHECK_LOG")
-    if path:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(result.to_dict()) + "\n")

@@ -27,7 +27,7 @@ def _clip_args(container, scale, zero=False):
     def make(rng):
         shapes = [(int(rng.integers(2, 5)), int(rng.integers(2, 5))), (int(rng.integers(2, 6)),), (3, 2, 2)]
         arrays = [scale * rng.standard_normal(s) * (0.0 if zero else 1.0) for s in shapes]
-        grads = dict(zip(("Wx", "Wh", "b"), arrays, strict=True)) if container == "dict" else arrays
+        grads = dict(zip(("W", "b", "kernel"), arrays, strict=True)) if container == "dict" else arrays
         norm = np.sqrt(sum(np.sum(a**2) for a in arrays))
         max_norm = float(norm * rng.uniform(0.2, 0.6)) if scale > 1 else 5.0 * norm if norm else 1.0
         return {"grads": grads, "max_norm": max_norm}
@@ -42,7 +42,7 @@ def _clip_items(grads, like):
             raise Failure(f"For a dict of gradients, return a dict with the same keys {list(like)}; got {kind(grads)}.",
                           "Build the result the way the input came: {name: g * scale for name, g in grads.items()}.")
         return {f"grads[{k!r}]": grads[k] for k in like}
-    if not isinstance(grads, list | tuple) or len(grads) != len(like):
+    if not isinstance(grads, list) or len(grads) != len(like):
         raise Failure(f"For a list of {len(like)} gradients, return a list of {len(like)}; got {kind(grads)}.",
                       "Build the result the way the input came: [g * scale for g in grads].")
     return {f"grads[{i}]": g for i, g in enumerate(grads)}
@@ -182,7 +182,7 @@ register(Exercise(
 
 
 register(Exercise(
-    "lstm_forward", NB, gates.lstm_forward,
+    "lstm_forward", NB, gates.lstm_forward, uses=("lstm_step_forward",),
     tests=[
         ("values (float64)", value_test(_lstm_seq_args(), returns("h", "cache"), 1e-7)),
         ("one time step (T=1)", value_test(_lstm_seq_args(T=1), returns("h", "cache"), 1e-7)),
@@ -198,8 +198,21 @@ register(Exercise(
          "That is the cell state c at every step; return the hidden states h = o * tanh(c)."),
         (lambda x, h0, Wx, Wh, b: (_from_cell(x, h0, h0, Wx, Wh, b), None),
          "The initial cell state is zero; only the hidden state starts from h0."),
+        (lambda x, h0, Wx, Wh, b: (_from_cell(x[:, ::-1], h0, np.zeros_like(h0), Wx, Wh, b)[:, ::-1], None),
+         "Time runs backwards in your loop: step t = 0 comes first."),
+        (lambda x, h0, Wx, Wh, b: (np.stack(_carry_c_only(x, h0, Wx, Wh, b), axis=1), None),
+         "The hidden state is not carried: each step must start from the next_h of the step before (h0 only at "
+         "t = 0), as well as from its cell."),
     ],
 ))
+
+
+def _carry_c_only(x, h0, Wx, Wh, b):
+    c, out = np.zeros_like(h0), []
+    for t in range(x.shape[1]):
+        h, c, _ = gates.lstm_step_forward(x[:, t], h0, c, Wx, Wh, b)
+        out.append(h)
+    return out
 
 
 def _from_cell(x, h0, c0, Wx, Wh, b):
@@ -218,10 +231,13 @@ def _carry_h_only(x, h0, Wx, Wh, b):
     return out
 
 
-def _lstm_step_grads(inputs, ups, dc_from_h=True, forget=True, out_tanh=True, sigmoid_slope=True, db_mean=False):
+def _lstm_step_grads(inputs, ups, dc_from_h=True, forget=True, out_tanh=True, sigmoid_slope=True, db_mean=False,
+                     dc_slope=True, dc_o=True, use_dnext_c=True, order="ifog"):
     """The gradients of one LSTM step from its inputs, with one piece of the chain rule optionally wrong:
     dc_from_h drops next_h's share of dc, forget leaves dprev_c unscaled by f, out_tanh gives the output gate
-    next_c instead of tanh(next_c), sigmoid_slope uses 1 - s**2 as the gates' slope, db_mean averages db."""
+    next_c instead of tanh(next_c), sigmoid_slope uses 1 - s**2 as the gates' slope, db_mean averages db;
+    dc_slope drops tanh'(next_c) from next_h's share of dc, dc_o drops o from it, use_dnext_c=False ignores
+    the upstream dnext_c, order stacks the blocks of da in another order."""
     x, prev_h, prev_c, Wx, Wh, b = inputs.values()
     dnext_h, dnext_c = ups
     H = prev_h.shape[1]
@@ -231,9 +247,11 @@ def _lstm_step_grads(inputs, ups, dc_from_h=True, forget=True, out_tanh=True, si
     next_c = f * prev_c + i * g
     t = np.tanh(next_c)
     slope = (lambda s: s * (1 - s)) if sigmoid_slope else (lambda s: 1 - s**2)
-    dc = dnext_c + (dnext_h * o * (1 - t**2) if dc_from_h else 0)
-    da = np.concatenate([dc * g * slope(i), dc * prev_c * slope(f), dnext_h * (t if out_tanh else next_c) * slope(o),
-                         dc * i * (1 - g**2)], axis=1)
+    from_h = dnext_h * (o if dc_o else 1) * ((1 - t**2) if dc_slope else 1)
+    dc = (dnext_c if use_dnext_c else 0) + (from_h if dc_from_h else 0)
+    blocks = {"i": dc * g * slope(i), "f": dc * prev_c * slope(f),
+              "o": dnext_h * (t if out_tanh else next_c) * slope(o), "g": dc * i * (1 - g**2)}
+    da = np.concatenate([blocks[k] for k in order], axis=1)
     db = da.mean(axis=0) if db_mean else da.sum(axis=0)
     return da @ Wx.T, da @ Wh.T, dc * f if forget else dc, x.T @ da, prev_h.T @ da, db
 
@@ -269,13 +287,26 @@ register(Exercise(
          "the candidate g uses."),
         (_lstm_step_variant(db_mean=True),
          "db is a mean over the batch; it must be the sum over the batch, da.sum(axis=0), like dWx and dWh."),
+        (_lstm_step_variant(dc_slope=False),
+         "next_h = o * tanh(next_c) reaches next_c through the tanh: dc = dnext_c + dnext_h * o * "
+         "(1 - tanh(next_c)**2); the factor (1 - tanh(next_c)**2) is missing."),
+        (_lstm_step_variant(dc_o=False),
+         "next_h = o * tanh(next_c) reaches next_c through the output gate too: dc = dnext_c + dnext_h * o * "
+         "(1 - tanh(next_c)**2); the factor o is missing."),
+        (_lstm_step_variant(use_dnext_c=False),
+         "The upstream gradient of the cell, dnext_c, is missing from dc: dc = dnext_c + dnext_h * o * "
+         "(1 - tanh(next_c)**2). (It is how the gradient of later steps arrives through the cell.)"),
+        (_lstm_step_variant(order="ifgo"),
+         "The blocks of da are stacked in torch's order i, f, g, o; this course stacks them i, f, o, g, like the "
+         "forward's gates: np.concatenate([di, df, do, dg], axis=1) (each already times its nonlinearity's slope)."),
     ],
 ))
 
 
-def _lstm_seq_variant(carry_c=True, carry_h=True, average=False, dh0=True):
+def _lstm_seq_variant(carry_c=True, carry_h=True, average=False, dh0=True, forwards=False, accumulate=True):
     """A wrong lstm_backward from the forward's inputs: the cell's or the hidden state's gradient not carried back,
-    the weight gradients averaged over time, or dh0 left at zero."""
+    the weight gradients averaged over time or overwritten (only the last step computed), dh0 left at zero, or
+    the loop walking forwards in time."""
 
     def wrong(inputs, ups):
         (dh,) = ups
@@ -287,11 +318,11 @@ def _lstm_seq_variant(carry_c=True, carry_h=True, average=False, dh0=True):
             steps.append(cache)
         dx, sums = np.zeros(x.shape), [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(4 * H)]
         dnh, dnc = np.zeros((N, H)), np.zeros((N, H))
-        for t in reversed(range(T)):
+        for t in (range(T) if forwards else reversed(range(T))):
             dx[:, t], dph, dpc, *d = gates.lstm_step_backward(dh[:, t] + (dnh if carry_h else 0),
                                                               dnc if carry_c else np.zeros((N, H)), steps[t])
             dnh, dnc = dph, dpc
-            sums = [s + v for s, v in zip(sums, d, strict=True)]
+            sums = [s + v for s, v in zip(sums, d, strict=True)] if accumulate else d
         if average:
             sums = [s / T for s in sums]
         return (dx, dnh if dh0 else np.zeros((N, H)), *sums)
@@ -305,6 +336,7 @@ def _lstm_seq_backward_test(numeric=False, **kw):
 
 register(Exercise(
     "lstm_backward", NB, gates.lstm_backward, forward=gates.lstm_forward, forward_name="lstm_forward",
+    uses=("lstm_step_backward",),
     tests=[
         ("values against the reference", _lstm_seq_backward_test()),
         ("one time step (T=1)", _lstm_seq_backward_test(T=1)),
@@ -321,6 +353,12 @@ register(Exercise(
          "gradients are the sums of the per-step gradients."),
         (_lstm_seq_variant(dh0=False),
          "dh0 is missing: it is the dprev_h that comes back out of step 0."),
+        (_lstm_seq_variant(forwards=True),
+         "Your loop walks forwards in time. Backpropagation starts at the last step, t = T - 1, and walks back "
+         "to t = 0, since step t needs the gradients that came back from step t + 1: for t in reversed(range(T))."),
+        (_lstm_seq_variant(accumulate=False),
+         "The weight gradients hold only the last step computed (t = 0): Wx, Wh and b are shared by every step, "
+         "so add up the per-step gradients."),
     ],
 ))
 
@@ -365,15 +403,16 @@ def _mapping_test(trial):
         if tuple(value.shape) == tuple(ref[name].shape)[::-1] and value.dim() == 2:
             raise Failure(f"`{name}` has shape {tuple(value.shape)}; torch stores it transposed, "
                           f"{tuple(ref[name].shape)}.", "torch computes x @ W.T, so its weight is our Wx.T (and Wh.T).")
+    mine = {k: got[k].detach().cpu().numpy() for k in ref}
     for name in ("weight_ih_l0", "weight_hh_l0"):
-        problem = mismatch(name, got[name], ref[name].numpy(), 1e-7)
+        problem = mismatch(name, mine[name], ref[name].numpy(), 1e-7)
         if problem:
             ours_order = ref[name].numpy()[np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H]]
-            same_as_ours = mismatch(name, got[name], ours_order, 1e-7) is None
+            same_as_ours = mismatch(name, mine[name], ours_order, 1e-7) is None
             raise Failure(str(problem), "The gate blocks are still in our order i, f, o, g; torch.nn.LSTM stacks "
                           "them i, f, g, o, so swap the last two blocks of H rows." if same_as_ours else None)
-    problem = mismatch("bias_ih_l0 + bias_hh_l0", got["bias_ih_l0"].detach() + got["bias_hh_l0"].detach(),
-                       ref["bias_ih_l0"].numpy(), 1e-7)
+    problem = mismatch("bias_ih_l0 + bias_hh_l0", mine["bias_ih_l0"] + mine["bias_hh_l0"], ref["bias_ih_l0"].numpy(),
+                       1e-7)
     if problem:
         raise Failure(str(problem), "torch adds two biases, bias_ih_l0 + bias_hh_l0; together they must equal our b "
                       "(reordered i, f, g, o). Put b in one and zeros in the other.")

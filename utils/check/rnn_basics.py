@@ -84,7 +84,7 @@ register(Exercise(
 ))
 
 register(Exercise(
-    "rnn_forward", NB, layers.rnn_forward,
+    "rnn_forward", NB, layers.rnn_forward, uses=("rnn_step_forward",),
     tests=[
         ("values (float64)", value_test(_rnn_args(), returns("h", "cache"), 1e-7, locate=_seq_locate)),
         ("one time step (T=1)", value_test(_rnn_args(T=1), returns("h", "cache"), 1e-7, locate=_seq_locate)),
@@ -215,13 +215,15 @@ def _sample_output(args, result):
     if result is None:
         raise Failure("Your function returned None; expected an (N, T) array of token indices.",
                       "Did you forget the `return`?")
-    try:
-        out = np.asarray(result)
-    except Exception:
-        out = np.asarray(None)
-    if out.dtype == object or out.shape != (N, T):
-        raise Failure(f"Expected an integer array of shape (N, T) = {(N, T)}; got {kind(result)}.",
-                      "Return only the T sampled tokens, one row per sequence; the first input x0 is not included.")
+    if type(result) is not np.ndarray:
+        raise Failure(f"Expected a numpy array of shape (N, T) = {(N, T)}; got {kind(result)}.",
+                      "Collect the samples in an array (np.zeros((N, T), dtype=int), or np.stack of the columns): "
+                      "the cells after the check index it as one.")
+    out = result
+    if out.shape != (N, T):
+        hint = ("Return only the T sampled tokens, one row per sequence; the first input x0 is not included."
+                if out.shape != (T, N) or N == T else "That is (T, N): one row per sequence, so stack along axis 1.")
+        raise Failure(f"Expected an integer array of shape (N, T) = {(N, T)}; got {kind(result)}.", hint)
     if not np.issubdtype(out.dtype, np.integer):
         raise Failure(f"Expected integer token indices; got dtype {out.dtype}.", "Convert with .astype(int).")
     if out.min() < 0 or out.max() >= V:
@@ -273,6 +275,9 @@ def _certain_test(trial):
         where = ("the first sample is already wrong: step 0 takes one-hot(x0) and h0"
                  if t == 0 else f"the samples before step {t} are right, sample {t} is not: feed each sampled token "
                  "back in as the next one-hot input and carry h from step to step")
+        if np.array_equal(got[:, 0], args["x0"]) and not np.array_equal(expected[:, 0], args["x0"]):
+            where = ("your first column is x0, the first input: return only the T tokens you sampled, starting "
+                     "with the one drawn after reading x0")
         raise Failure(
             f"With an output layer so confident that each next token has probability > 1 - 1e-9, sequence {n} "
             f"should be {expected[n].tolist()}; yours is {got[n].tolist()}.\nInputs: {describe_inputs(args)}",
@@ -326,7 +331,7 @@ def _distribution_test(trial, n=10_000, z_max=5.5):
 
 
 register(Exercise(
-    "rnn_sample", NB, layers.rnn_sample,
+    "rnn_sample", NB, layers.rnn_sample, uses=("rnn_step_forward",),
     tests=[
         ("returns (N, T) integer indices", _shape_test),
         ("follows a certain model exactly", _certain_test),
