@@ -188,14 +188,13 @@ def candidate_questions(scene):
     """Every question of each type this scene answers unambiguously: {type: [(question, answer), ...]}.
 
     Objects are named so that the name picks exactly one: "the red circle" always does (no pair repeats),
-    "the red object" and "the circle" only when that colour or shape occurs once in the scene.
+    "the red object" only when red occurs once in the scene, "the leftmost object" always.
     """
     things = scene.things
     present = {(t.colour, t.shape) for t in things}
     shape_count = Counter(t.shape for t in things)
     colour_count = Counter(t.colour for t in things)
     by_colour = {t.colour: t for t in things if colour_count[t.colour] == 1}
-    by_shape = {t.shape: t for t in things if shape_count[t.shape] == 1}
     out = {q: [] for q in QUESTION_TYPES}
     out["colour"] = [("what colour is the leftmost object ?", things[0].colour),
                      ("what colour is the rightmost object ?", things[-1].colour)]
@@ -213,15 +212,11 @@ def candidate_questions(scene):
             out["closest"].append((f"what shape is the object closest to the {a.name} ?", closest.shape))
         if furthest is not None:
             out["furthest"].append((f"what colour is the object furthest from the {a.name} ?", furthest.colour))
-    colours, shapes = list(by_colour), list(by_shape)
-    for i, c1 in enumerate(colours):  # in scene order: the generator's stream fixes it, so it is reproducible
-        for c2 in colours[i + 1:]:
-            same = by_colour[c1].shape == by_colour[c2].shape
-            out["compare"].append((f"is the {c1} object the same shape as the {c2} object ?", "yes" if same else "no"))
-    for i, s1 in enumerate(shapes):
-        for s2 in shapes[i + 1:]:
-            same = by_shape[s1].colour == by_shape[s2].colour
-            out["compare"].append((f"is the {s1} the same colour as the {s2} ?", "yes" if same else "no"))
+    if len(things) > 1:  # named by position: a name by colour or shape would hint at the other attribute
+        for attribute in ("colour", "shape"):
+            same = getattr(things[0], attribute) == getattr(things[-1], attribute)
+            out["compare"].append((f"is the leftmost object the same {attribute} as the rightmost object ?",
+                                   "yes" if same else "no"))
     for c, t in by_colour.items():
         others = str(shape_count[t.shape] - 1)
         if others in ANSWERS["count_same"]:
@@ -240,24 +235,26 @@ def balance_questions(scenes, seed):
     is which; the other types ask one question per scene (a picture does limit what its answers can be).
 
     Greedy first (each scene takes, per type, the question whose answer its string needs most, ties broken by
-    the type's rarest answer, then by the seeded stream), then the surplus of every string's commoner answers
-    is dropped, latest scene first, so the counts end exactly equal.
+    the type's rarest answer, then by the seeded stream; never more of a string's answer than scenes offer its
+    rarest one), then the surplus of every string's commoner answers is dropped, latest scene first, so the
+    counts end exactly equal (this breaks a few pairs).
     """
     rng = random.Random(f"questions/{seed}")
     candidates = [candidate_questions(s) for s in scenes]
-    answers_of = defaultdict(set)
+    offered = defaultdict(Counter)           # (type, question) -> how many scenes offer it with each answer
     for cands in candidates:
         for qtype, pairs in cands.items():
             for question, answer in pairs:
-                answers_of[qtype, question].add(answer)
-    askable = {key for key, seen in answers_of.items() if seen == set(ANSWERS[key[0]])}
+                offered[qtype, question][answer] += 1
+    # a string can be kept with each answer at most as often as scenes offer its rarest one; 0: never asked
+    cap = {key: min(c[a] for a in ANSWERS[key[0]]) for key, c in offered.items()}
     counts = defaultdict(Counter)            # (type, question) -> answer counts so far
     totals = {q: Counter() for q in QUESTION_TYPES}
     chosen = []
     for cands in candidates:
         picks = []
         for qtype in QUESTION_TYPES:
-            options = [(q, a) for q, a in cands[qtype] if (qtype, q) in askable]
+            options = [(q, a) for q, a in cands[qtype] if counts[qtype, q][a] < cap[qtype, q]]
             groups = [[o for o in options if o[1] == a] for a in ANSWERS[qtype]] if qtype in PAIRED else [options]
             if not all(groups):
                 continue
@@ -283,6 +280,32 @@ def balance_questions(scenes, seed):
     for scene, picks in zip(scenes, chosen, strict=True):
         scene.questions = sorted(picks, key=lambda p: order[p[0]])
     return scenes
+
+
+def referents(scene, qtype, question):
+    """(first, second): the object a question's first hop should find and the one its second should, or None.
+
+    first is the object the question names (the leftmost/rightmost for colour questions, the first of two
+    named objects); second is the other named object (spatial, compare) or, for closest/furthest, the object
+    the answer is about. Counting questions, and exist-questions about an absent object, have no single object.
+    """
+    words, things = question.split(), scene.things
+    named = []
+    for i, w in enumerate(words[:-1]):
+        nxt = words[i + 1]
+        if w in ("leftmost", "rightmost"):
+            named.append(things[0] if w == "leftmost" else things[-1])
+        elif w in ("the", "a") and nxt in COLOURS and words[i + 2] in SHAPES:  # "is there a red circle ?"
+            named += [t for t in things if t.name == f"{nxt} {words[i + 2]}"]
+        elif w == "the" and nxt in COLOURS:
+            named += [t for t in things if t.colour == nxt]
+        elif w == "the" and nxt in SHAPES:
+            named += [t for t in things if t.shape == nxt]
+    if qtype in ("closest", "furthest"):
+        named.append(_extreme(things, named[0], far=qtype == "furthest"))
+    if qtype == "count" or len(named) > 2:
+        return None, None
+    return (named + [None, None])[0], (named + [None, None])[1]
 
 
 def natural_questions(scenes, seed):
