@@ -104,7 +104,7 @@ def _check_table(images, ids, answers, image_index):
     return ids, image_index
 
 
-def train_vqa(model, images, questions, answers, steps, image_index=None, batch=16, lr=3e-3, clip=5.0, seed=0,
+def train_vqa(model, images, questions, answers, steps, image_index=None, batch=16, lr=5e-3, clip=5.0, seed=0,
               desc=None):
     """Adam on the cross-entropy of the answers, for a fixed number of steps, the learning rate falling to 0.
 

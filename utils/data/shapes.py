@@ -42,7 +42,7 @@ MIN_SIDE, MAX_SIDE = 12, 20  # an object's bounding box is a square of this many
 GAP = 2                      # at least this many pixels between the boxes of two objects
 MIN_DX = 4                   # object centres differ this much horizontally, so "left to right" is unambiguous
 SPLITS = {"train": 30_000, "val": 1_000, "test": 1_000, "novel": 1_000}
-DIST_MARGIN = 4              # "closest"/"furthest" are asked only when the runner-up is this many pixels further off
+DIST_MARGIN = 8              # "closest"/"furthest" are asked only when the runner-up is this much further (a grid cell)
 #: Questions about one object or one kind of object, and questions about how two objects relate.
 NON_RELATIONAL = ("colour", "shape", "count", "exist")
 RELATIONAL = ("spatial", "closest", "furthest", "compare", "count_same")
