@@ -128,7 +128,7 @@ def test_shape_world_questions_train_and_score_by_type_and_group():
     chance = vqa.chance_by_type(table.answers, table.types)
     for qtype in QUESTION_TYPES:
         counts = Counter(a for a, t in zip(table.answers, table.types, strict=True) if t == qtype)
-        assert chance[qtype] == max(counts.values()) / sum(counts.values())
+        assert chance[qtype] == pytest.approx(max(counts.values()) / sum(counts.values()))
     full = generate("test")  # balanced: chance is one over the number of answers
     full_table = vqa.Questions.of(full.scenes)
     chance = vqa.chance_by_type(full_table.answers, full_table.types)

@@ -165,37 +165,33 @@ def answer_probabilities(model, images, questions, image_index=None, batch=256, 
     return (probs, maps) if attention else probs
 
 
+def _by_type(values, types):
+    """The mean of per-question values for every question type, for each group of types, and "overall"."""
+    values, types = np.asarray(values, dtype=float), np.asarray(types)
+    out = {t: float(values[types == t].mean()) for t in dict.fromkeys(types.tolist())}
+    for group, members in QUESTION_GROUPS.items():
+        mask = np.isin(types, members)
+        if mask.any():
+            out[group] = float(values[mask].mean())
+    out["overall"] = float(values.mean())
+    return out
+
+
 def accuracy_by_type(predicted, answers, types):
     """{type: accuracy} for every question type, plus the two groups and "overall" (over all questions).
 
     predicted, answers: (M,) class ids (or strings); types: (M,) question types.
     """
-    right = np.asarray(predicted) == np.asarray(answers)
-    types = np.asarray(types)
-    out = {t: float(right[types == t].mean()) for t in dict.fromkeys(types.tolist())}
-    for group, members in QUESTION_GROUPS.items():
-        mask = np.isin(types, members)
-        if mask.any():
-            out[group] = float(right[mask].mean())
-    out["overall"] = float(right.mean())
-    return out
+    return _by_type(np.asarray(predicted) == np.asarray(answers), types)
 
 
 def chance_by_type(answers, types):
-    """The accuracy of always giving a type's commonest answer: chance on a balanced set."""
+    """The accuracy of always giving a type's commonest answer (chance on a balanced set), by type and group."""
     counts = defaultdict(lambda: defaultdict(int))
     for a, t in zip(answers, types, strict=True):
         counts[t][a] += 1
     best = {t: max(c.values()) / sum(c.values()) for t, c in counts.items()}
-    types = np.asarray(types)
-    prior = np.array([best[t] for t in types])
-    out = dict(best)
-    for group, members in QUESTION_GROUPS.items():
-        mask = np.isin(types, members)
-        if mask.any():
-            out[group] = float(prior[mask].mean())
-    out["overall"] = float(prior.mean())
-    return out
+    return _by_type([best[t] for t in types], types)
 
 
 def cells_inside(box, grid_size, image_size):

@@ -150,7 +150,7 @@ def caption_browser(images, references, predict, next_words):
                                                              description="image", continuous_update=False))
 
 
-def question_explorer(images, ask, question="what shape is the object closest to the white circle ?", titles=None):
+def question_explorer(images, ask, question="is there a red circle ?", index=0, titles=None):
     """Choose an image with a slider and type any question: each attention hop's map over the image and the top
     answers with their probabilities.
 
@@ -173,6 +173,7 @@ def question_explorer(images, ask, question="what shape is the object closest to
 
     return widgets.interactive(
         show,
-        index=widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="image", continuous_update=False),
+        index=widgets.IntSlider(value=index, min=0, max=len(images) - 1, description="image",
+                                continuous_update=False),
         question=widgets.Text(value=question, description="question", continuous_update=False,
                               layout=widgets.Layout(width="600px")))
