@@ -5,15 +5,13 @@ every test has deterministic edge cases (a question of one token and one of full
 a batch of one, one location to attend over) beside fresh random inputs.
 """
 
-import copy
-
 import numpy as np
 
 from .. import models, vqa_layers
 from ..layers import rnn_forward
-from .battery import backward_gradient_test, call_checked, describe_inputs, returns, value_test
-from .compare import Failure, as_array, assert_close
-from .core import Exercise, call_learner, register
+from .battery import backward_test, call, call_vjp, describe_inputs, known_mistake, returns, snapshot, value_test
+from .compare import Failure, as_array, compare_outputs, kind
+from .core import Exercise, register
 from .rnn_basics import FLOAT32
 
 NB = "06"
@@ -134,11 +132,11 @@ register(Exercise(
     tests=[
         ("concat (float64)", value_test(_fusion_args("concat"), returns("z", "cache"), 1e-7)),
         ("product (float64)", value_test(_fusion_args("product"), returns("z", "cache"), 1e-7)),
-        ("a batch of one (N=1), both modes", lambda fn, ex: [value_test(_fusion_args(m, N=1), returns("z", "cache"),
-                                                                        1e-7)(fn, ex) for m in ("concat", "product")]),
-        ("float32 inputs, both modes", lambda fn, ex: [value_test(_fusion_args(m, dtype=np.float32),
-                                                                  returns("z", "cache"), **FLOAT32)(fn, ex)
-                                                       for m in ("concat", "product")]),
+        ("a batch of one (N=1), both modes", lambda trial: [value_test(_fusion_args(m, N=1), returns("z", "cache"),
+                                                                       1e-7)(trial) for m in ("concat", "product")]),
+        ("float32 inputs, both modes", lambda trial: [value_test(_fusion_args(m, dtype=np.float32),
+                                                                 returns("z", "cache"), **FLOAT32)(trial)
+                                                      for m in ("concat", "product")]),
     ],
     mistakes=[
         (_fusion_variant(force="concat"),
@@ -154,42 +152,12 @@ register(Exercise(
 ))
 
 
-def _fusion_backward_test(mode, N=None):
-    """The learner's backward(dz, cache) against the reference, on a cache made by the reference forward.
-
-    A mistake is a function of (dz and) the forward's inputs, so it does not depend on the cache's layout.
-    """
-
-    def test(fn, ex):
-        rng = np.random.default_rng()
-        inputs = _fusion_args(mode, N=N)(rng)
-        z, cache = vqa_layers.fusion_forward(**copy.deepcopy(inputs))
-        dz = rng.standard_normal(z.shape)
-        got = returns(*FUSION_GRADS)(call_checked(fn, {"dz": dz, "cache": cache}))
-        want = returns(*FUSION_GRADS)(ex.reference(dz, copy.deepcopy(cache)))
-        try:
-            for name in FUSION_GRADS:
-                assert_close(name, got[name], want[name], 1e-7)
-        except Failure as f:
-            for wrong, hint in ex.mistakes:
-                theirs = returns(*FUSION_GRADS)(wrong(dz, **copy.deepcopy(inputs)))
-                try:
-                    for name in FUSION_GRADS:
-                        assert_close(name, got[name], theirs[name], 1e-6, 1e-9)
-                except Failure:
-                    continue
-                f.hint = hint
-                break
-            f.message += f"\nInputs: {describe_inputs({'dz': dz, **inputs})}"
-            raise
-
-    return test
-
-
 def _fusion_backward_variant(gate=True, swap=False, bias_mean=False, weights_ungated=False):
-    """A wrong fusion backward, from dz and the forward's inputs."""
+    """A wrong fusion backward, from the forward's inputs and the upstream gradient dz."""
 
-    def wrong(dz, q, v, Wq, Wv, b, mode):
+    def wrong(inputs, ups):
+        q, v, Wq, Wv, mode = (inputs[k] for k in ("q", "v", "Wq", "Wv", "mode"))
+        (dz,) = ups
         a, c = q @ Wq, v @ Wv
         if mode == "concat" or not gate:
             da = dc = dz
@@ -201,19 +169,21 @@ def _fusion_backward_variant(gate=True, swap=False, bias_mean=False, weights_ung
     return wrong
 
 
+def _fusion_backward_test(mode, N=None, numeric=False):
+    return backward_test(_fusion_args(mode, N=N), ("z",), ("dz",), FUSION_GRADS, numeric=numeric)
+
+
 register(Exercise(
-    "fusion_backward", NB, vqa_layers.fusion_backward,
+    "fusion_backward", NB, vqa_layers.fusion_backward, forward=vqa_layers.fusion_forward,
+    forward_name="fusion_forward",
     tests=[
         ("concat against the reference", _fusion_backward_test("concat")),
         ("product against the reference", _fusion_backward_test("product")),
-        ("a batch of one (N=1), both modes", lambda fn, ex: [_fusion_backward_test(m, N=1)(fn, ex)
-                                                             for m in ("concat", "product")]),
-        ("product against numerical gradients",
-         backward_gradient_test(vqa_layers.fusion_forward, _fusion_args("product"), FUSION_GRADS)),
-        ("concat against numerical gradients",
-         backward_gradient_test(vqa_layers.fusion_forward, _fusion_args("concat"), FUSION_GRADS)),
+        ("a batch of one (N=1), both modes", lambda trial: [_fusion_backward_test(m, N=1)(trial)
+                                                            for m in ("concat", "product")]),
+        ("product against numerical gradients", _fusion_backward_test("product", numeric=True)),
+        ("concat against numerical gradients", _fusion_backward_test("concat", numeric=True)),
     ],
-    # functions of (dz, q, v, Wq, Wv, b, mode): dz and the forward's inputs
     mistakes=[
         (_fusion_backward_variant(gate=False),
          "That is the backward pass of 'concat'. For the product z = a * c + b (a = q @ Wq, c = v @ Wv), the gradient "
@@ -255,20 +225,20 @@ def _hop_inputs(rng, N=None, L=None, dtype="float64", peak=None):
     return {"u": u, "keys": keys, "attention": attention}
 
 
-def _hop_variant(kind):
+def _hop_variant(mistake):
     """A wrong hop, from its inputs (u, keys, attention)."""
 
     def wrong(u, keys, attention):
         import torch
 
         scores = attention.w(torch.tanh(attention.W_k(keys) + attention.W_q(u)[:, None])).squeeze(2)
-        alpha = scores.softmax(dim=0 if kind == "softmax over the batch" else 1)
-        if kind == "scores, not weights":
+        alpha = scores.softmax(dim=0 if mistake == "softmax over the batch" else 1)
+        if mistake == "scores, not weights":
             alpha = scores
-        if kind == "uniform":
+        if mistake == "uniform":
             alpha = alpha * 0 + 1 / keys.shape[1]
         context = (alpha[:, :, None] * keys).sum(dim=1)
-        return (context if kind == "no residual" else u + context), alpha
+        return (context if mistake == "no residual" else u + context), alpha
 
     return wrong
 
@@ -287,91 +257,76 @@ HOP_MISTAKES = [
 ]
 
 
-def _sizes(attention):
-    """(query_dim, key_dim, hidden) of an AdditiveAttention."""
-    return attention.W_q.in_features, attention.W_k.in_features, attention.W_k.out_features
+WRT = ("u", "keys", "attention.W_k.weight", "attention.W_q.weight", "attention.W_q.bias", "attention.w.weight")
 
 
-def _hop_call(fn, inputs):
-    """Call the learner's hop on private copies; fail if it changed u, keys or the attention's weights."""
-    mine = copy.deepcopy(inputs)
-    for name in ("u", "keys"):
-        mine[name].requires_grad_(True)
-    before = {k: v.detach().clone() for k, v in mine["attention"].state_dict().items()}
-    out = call_learner(fn, mine["u"], mine["keys"], mine["attention"])
-    for name in ("u", "keys"):
-        if not np.array_equal(mine[name].detach().numpy(), inputs[name].numpy()):
-            raise Failure(f"Your function modified its input `{name}` in place.",
-                          "Write u_next = u + context, not u += context.")
-    after = mine["attention"].state_dict()
-    if any(not np.array_equal(before[k].numpy(), after[k].numpy()) for k in before):
-        raise Failure("Your function changed the attention module's weights.",
-                      "Only read attention.W_k, attention.W_q and attention.w; never assign to them.")
+def _as_numpy(name, value):
+    """A hop's output as float64 numpy, or a Failure if it is not a torch tensor (autograd needs one)."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        raise Failure(f"`{name}` is {kind(value)}; expected a torch tensor.",
+                      "Compute with torch operations on the tensors you are given, so autograd can differentiate "
+                      "the hop.")
+    return value.detach().double().numpy()
+
+
+def _hop_outputs(out):
     if not isinstance(out, tuple | list) or len(out) != 2:
-        got = f"a tuple of length {len(out)}" if isinstance(out, tuple | list) else type(out).__name__
-        raise Failure(f"Expected the function to return a tuple (u_next, alpha); got {got}.",
+        raise Failure(f"Expected the function to return a tuple (u_next, alpha); got {kind(out)}.",
                       "End your function with `return u + context, alpha`.")
-    return out, mine
+    return {"u_next": _as_numpy("u_next", out[0]), "alpha": _as_numpy("alpha", out[1])}
 
 
 def _hop_test(N=None, L=None, dtype="float64", peak=None, gradients=True):
-    """Values against the reference hop with the same weights, then the gradients autograd finds through the
-    learner's code (a hop written in numpy, or with .detach(), gives the answer but no gradient)."""
+    """The learner's hop against the reference hop with the same weights: the values, then (gradients=True) the
+    gradients that autograd finds through the learner's code for u, keys and every weight of the attention (a
+    hop written in numpy, or with .detach(), gives the values but no gradient)."""
     import torch
 
     rtol, atol = (1e-9, 0.0) if dtype == "float64" else (1e-4, 1e-5)
     gradient_tol = 1e-8 if dtype == "float64" else 1e-4  # relative to the largest entry of each gradient
 
-    def test(fn, ex):
-        rng = np.random.default_rng()
-        inputs = _hop_inputs(rng, N, L, dtype, peak)
-        (u_next, alpha), mine = _hop_call(fn, inputs)
-        ref = copy.deepcopy(inputs)
-        for name in ("u", "keys"):
-            ref[name].requires_grad_(True)
-        want_u, want_alpha = ex.reference(ref["u"], ref["keys"], ref["attention"])
-        described = describe_inputs({"u": inputs["u"].numpy(), "keys": inputs["keys"].numpy()})
+    def test(trial):
+        ex = trial.exercise
+        inputs = _hop_inputs(trial.rng, N, L, dtype, peak)
+        n, locations, Q = inputs["keys"].shape
+        dt = getattr(torch, dtype)
+        cotangents = [torch.as_tensor(trial.rng.standard_normal(shape), dtype=dt) for shape in ((n, Q), (n, locations))]
+        if gradients:
+            out, grads = call_vjp(trial.fn, inputs, WRT, cotangents)
+            want_out, want_grads = call_vjp(ex.reference, inputs, WRT, cotangents)
+        else:
+            out, want_out = call(trial.fn, inputs), ex.reference(*snapshot(inputs).values())
+        attention = inputs["attention"]
+        described = (f"{describe_inputs({'u': inputs['u'].numpy(), 'keys': inputs['keys'].numpy()})}, attention: "
+                     f"AdditiveAttention{attention.sizes} ({dtype})")
+        got, want = _hop_outputs(out), _hop_outputs(want_out)
         try:
-            for name, got, want in (("u_next", u_next, want_u), ("alpha", alpha, want_alpha)):
-                if not isinstance(got, torch.Tensor):
-                    raise Failure(f"`{name}` is a {type(got).__name__}; expected a torch tensor.",
-                                  "Compute with torch operations on the tensors you are given, so autograd can "
-                                  "differentiate the hop.")
-                assert_close(name, got.detach().numpy(), want.detach().numpy(), rtol, atol)
+            compare_outputs(want, got, rtol, atol)
         except Failure as f:
-            for wrong, hint in ex.mistakes:
-                try:
-                    theirs = wrong(*copy.deepcopy(inputs).values())
-                    for got, want in zip((u_next, alpha), theirs, strict=True):
-                        assert_close("", got.detach().numpy(), want.detach().numpy(), 1e-6, 1e-9)
-                except Exception:
-                    continue
-                f.hint = hint
-                break
-            f.message += f"\nInputs: {described}, attention: AdditiveAttention{_sizes(inputs['attention'])}"
+            f.hint = known_mistake(ex.mistakes, lambda wrong: _hop_outputs(wrong(*snapshot(inputs).values())),
+                                   got) or f.hint
+            if f.hint is None and not np.all(np.isfinite(got["alpha"])):
+                f.hint = ("alpha holds NaN or inf: exp of a large score overflows. Use torch.softmax (or subtract "
+                          "each row's largest score before exp).")
+            f.message += f"\nInputs: {described}"
             raise
         if not gradients:
             return
-        g_u, g_alpha = torch.randn_like(want_u), torch.randn_like(want_alpha)
-        if not (u_next.requires_grad and alpha.requires_grad):
+        if grads is None:
             raise Failure("u_next and alpha are right but carry no gradient: autograd cannot train this hop.",
                           "Do not convert to numpy or call .detach(); use torch operations throughout.")
-        params = {"u": (mine["u"], ref["u"])} | {"keys": (mine["keys"], ref["keys"])} | {
-            f"attention.{k}": (p, dict(ref["attention"].named_parameters())[k])
-            for k, p in mine["attention"].named_parameters()}
-        got = torch.autograd.grad((u_next * g_u).sum() + (alpha * g_alpha).sum(), [a for a, _ in params.values()],
-                                  allow_unused=True)
-        want = torch.autograd.grad((want_u * g_u).sum() + (want_alpha * g_alpha).sum(),
-                                   [b for _, b in params.values()], allow_unused=True)
-        for name, g, w in zip(params, got, want, strict=True):
+        for name, g, w in zip(WRT, grads, want_grads, strict=True):
             if g is None:
                 raise Failure(f"No gradient reaches `{name}`: your hop does not use it the way the formula does.",
                               "e_i = w . tanh(keys_i W_k + u W_q); alpha = softmax over i; u_next = u + sum_i "
                               "alpha_i keys_i.")
-            g, w = as_array(f"gradient of {name}", g.numpy(), w.numpy()), w.double().numpy()
+            w = w.double().numpy()
+            g = as_array(f"the gradient of {name}", g.double().numpy() if hasattr(g, "numpy") else g, w)
             worst = np.abs(g - w).max() / max(1.0, np.abs(w).max())  # a zero gradient (L = 1) has rounding noise
-            if worst > gradient_tol:
-                idx = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(g - w)), w.shape))
+            if not worst <= gradient_tol:
+                idx = tuple(int(i) for i in np.unravel_index(np.nanargmax(np.abs(g - w)), w.shape))
                 raise Failure(f"The gradient that reaches `{name}` through your hop differs from the reference's by "
                               f"{worst:.1e} of its largest entry (allowed {gradient_tol:.0e}); worst at index {idx}: "
                               f"expected {w[idx]:.6g}, got {g[idx]:.6g}.\nInputs: {described}",
@@ -384,6 +339,7 @@ def _hop_test(N=None, L=None, dtype="float64", peak=None, gradients=True):
 register(Exercise(
     "attention_hop", NB, models.attention_hop,
     tests=[
+        ("values (float64)", _hop_test(gradients=False)),
         ("values and gradients (float64)", _hop_test()),
         ("a batch of one (N=1)", _hop_test(N=1)),
         ("one location (L=1): all the weight on it", _hop_test(L=1)),
