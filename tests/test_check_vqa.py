@@ -227,3 +227,18 @@ def test_hints_name_the_mistake(name, label, needle):
 
 def test_every_exercise_has_correct_and_wrong_cases():
     assert set(CORRECT) == set(WRONG) == {ex.name for ex in check.exercises() if ex.notebook == "06"}
+
+
+def test_the_attention_module_travels_to_a_graded_worker_as_data():
+    """Under grading the hop's AdditiveAttention is sent to the submission's worker as class, sizes and weights."""
+    from utils.check import wire
+    from utils.models import PORTABLE_MODULES, AdditiveAttention
+
+    assert "AdditiveAttention" in PORTABLE_MODULES
+    attention = AdditiveAttention(3, 4, 5).double()
+    tree, blobs = wire.encode(attention, lambda v: pytest.fail(f"{type(v).__name__} did not travel as data"))
+    sizes = [len(b) for b in blobs]
+    back = wire.decode(tree, b"".join(blobs), wire.blob_table(sizes, sum(sizes)), None, None)
+    assert type(back) is AdditiveAttention and back.sizes == (3, 4, 5)
+    u, keys = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 6, 4, dtype=torch.float64)
+    assert all(torch.equal(a, b) for a, b in zip(attention(u, keys), back(u, keys), strict=True))
