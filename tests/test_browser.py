@@ -133,6 +133,24 @@ def assert_a_widget_responds(page):
     wait_for_idle_kernel(page)
 
 
+def assert_a_text_box_responds(page, text="is there a zebra ?"):
+    """Typing into the first interactive text box (and pressing Enter) redraws its output, which then shows the
+    text: a prime the sampler continues, or a question whose unknown word the answer names, never a traceback."""
+    interact = page.locator(".widget-interact").filter(has=page.locator(".widget-text input")).first
+    output = interact.locator(".widget-output").first
+    before = output.inner_html()
+    box = interact.locator(".widget-text input").first
+    box.scroll_into_view_if_needed()
+    box.fill(text)
+    box.press("Enter")
+    deadline = time.monotonic() + 60
+    while output.inner_html() == before or "zebra" not in output.inner_text():
+        assert time.monotonic() < deadline, f"typing {text!r} did not redraw the output: {output.inner_text()[:300]}"
+        time.sleep(0.2)
+    wait_for_idle_kernel(page)
+    assert "Traceback" not in output.inner_text()
+
+
 @pytest.mark.parametrize("path", LECTURES, ids=lambda p: p.stem)
 def test_lecture_runs_in_jupyterlab(browser, lab, path):
     page = open_and_run_all(browser, lab, path)
@@ -143,6 +161,9 @@ def test_lecture_runs_in_jupyterlab(browser, lab, path):
         if page.locator(".widget-interact .widget-slider").count():
             assert_a_widget_responds(page)
             assert_no_errors(page)  # redrawing raised nothing either
+        if page.locator(".widget-interact .widget-text input").count():
+            assert_a_text_box_responds(page)
+            assert_no_errors(page)
     finally:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{path.stem}.png"))

@@ -1,7 +1,7 @@
 """Shape world: deterministic, well-formed scenes; captions and answers that match the pictures; a verified cache."""
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ from utils.data.shapes import HELD_OUT, Vocab, generate, load_shapes, make_scene
 
 #: sha256 of the first 50 validation scenes (images and scene records). A change here means every learner's
 #: data changes: bump shapes.VERSION so caches are rebuilt, then update this value.
-VAL_50_SHA256 = "642678997328de740078ece00a8dc04d681179b3774b737379f5acec7829a093"
+VAL_50_SHA256 = "5464125ed392a61d0a23864e3d4a4a6ec0cdeb0e4b5272a6d7f9e883b0fbff72"
 
 
 @pytest.fixture(scope="module")
@@ -87,23 +87,119 @@ def test_captions_follow_the_grammar(train):
             assert first == " , ".join(f"a {n}" for n in names[:-1]) + f" and a {names[-1]}"
 
 
-def test_questions_are_balanced_and_answered_correctly(train):
-    by_type = {q: Counter() for q in shapes.QUESTION_TYPES}
+def _one(things, keep):
+    """The only object for which keep(thing) holds (the test fails if the name is ambiguous)."""
+    (thing,) = [t for t in things if keep(t)]
+    return thing
+
+
+def _named(things, words):
+    """The object a name picks: ["red", "circle"], ["red", "object"] or ["circle"]."""
+    if len(words) == 1:
+        return _one(things, lambda t: t.shape == words[0])
+    if words[1] == "object":
+        return _one(things, lambda t: t.colour == words[0])
+    return _one(things, lambda t: t.name == " ".join(words))
+
+
+def _far(a, b):
+    return np.hypot(a.centre[0] - b.centre[0], a.centre[1] - b.centre[1])
+
+
+def _nearest(things, ref, sign):
+    """The closest (sign 1) or furthest (sign -1) other object, asserting the runner-up is DIST_MARGIN away."""
+    ranked = sorted((t for t in things if t is not ref), key=lambda t: sign * _far(t, ref))
+    assert len(ranked) >= 2 and abs(_far(ranked[1], ref) - _far(ranked[0], ref)) >= shapes.DIST_MARGIN
+    return ranked[0]
+
+
+def answer_of(scene, qtype, question):
+    """Each question type answered from the objects alone, written apart from the generator's code."""
+    w, things = question.split(), scene.things
+    yes = {True: "yes", False: "no"}
+    if qtype == "colour":
+        xs = [t.centre_x for t in things]
+        return things[int(np.argmin(xs) if w[4] == "leftmost" else np.argmax(xs))].colour
+    if qtype == "shape":
+        return _named(things, w[4:6]).shape
+    if qtype == "count":
+        return str(sum(shapes.PLURAL[t.shape] == w[2] for t in things))
+    if qtype == "exist":
+        return yes[any(t.name == f"{w[3]} {w[4]}" for t in things)]
+    if qtype == "spatial":
+        return yes[_named(things, w[2:4]).centre_x < _named(things, w[7:9]).centre_x]
+    if qtype == "closest":
+        return _nearest(things, _named(things, w[8:10]), 1).shape
+    if qtype == "furthest":
+        return _nearest(things, _named(things, w[8:10]), -1).colour
+    if qtype == "compare":
+        xs = [t.centre_x for t in things]
+        left, right = things[int(np.argmin(xs))], things[int(np.argmax(xs))]
+        assert left is not right
+        return yes[getattr(left, w[6]) == getattr(right, w[6])]
+    if qtype == "count_same":
+        ref = _named(things, w[10:12])
+        return str(sum(t.shape == ref.shape for t in things if t is not ref))
+    raise AssertionError(f"unknown type {qtype}")
+
+
+def test_every_answer_is_right_and_every_name_unambiguous(train):
+    asked = Counter()
     for s in train.scenes:
         for qtype, question, answer in s.questions:
-            by_type[qtype][answer] += 1
-            assert (question, answer) in shapes.candidate_questions(s)[qtype]
-            words = question.split()
-            if qtype == "exist":
-                assert (answer == "yes") == any(t.name == f"{words[3]} {words[4]}" for t in s.things)
-            elif qtype == "count" and words[2] == "objects":
-                assert answer == str(len(s.things))
-            elif qtype == "colour":
-                assert [t.colour for t in s.things if t.shape == words[4]] == [answer]
-    for qtype, counts in by_type.items():
-        assert len(set(counts.values())) == 1, (qtype, counts)  # every answer exactly as common
-        assert sum(counts.values()) > 0.4 * len(train), (qtype, counts)
-    assert set(by_type["count"]) == {"0", "1", "2", "3", "4"}
+            assert answer == answer_of(s, qtype, question), (s.index, question, answer)
+            assert answer in shapes.ANSWERS[qtype]
+            asked[qtype] += 1
+    assert set(asked) == set(shapes.QUESTION_TYPES)
+    assert set(shapes.NON_RELATIONAL) | set(shapes.RELATIONAL) == set(shapes.QUESTION_TYPES)
+    assert not set(shapes.NON_RELATIONAL) & set(shapes.RELATIONAL)
+
+
+def test_every_question_string_is_exactly_balanced(train):
+    """Per string, each answer of its type equally often: a model of the question alone scores exactly chance."""
+    for data in (train, generate("test")):
+        by_type, by_string = defaultdict(Counter), defaultdict(Counter)
+        for s in data.scenes:
+            for qtype, question, answer in s.questions:
+                by_type[qtype][answer] += 1
+                by_string[qtype, question][answer] += 1
+        for qtype, counts in by_type.items():
+            assert set(counts) == set(shapes.ANSWERS[qtype]) and len(set(counts.values())) == 1, (qtype, counts)
+            assert sum(counts.values()) >= 0.2 * len(data) if qtype != "count_same" else 0.1 * len(data)
+        for (qtype, question), counts in by_string.items():
+            assert set(counts) == set(shapes.ANSWERS[qtype]) and len(set(counts.values())) == 1, (question, counts)
+
+
+def test_yes_no_types_ask_one_yes_and_one_no_of_the_same_picture(train):
+    """So a model that sees only the picture cannot tell the two apart: chance on every yes/no type."""
+    paired = asked = 0
+    for s in train.scenes:
+        for qtype in shapes.PAIRED:
+            answers = Counter(a for q, _, a in s.questions if q == qtype)
+            asked += bool(answers)
+            paired += answers == Counter({"yes": 1, "no": 1})
+    assert paired > 0.95 * asked
+
+
+def test_questions_leak_no_answer_through_held_out_pairs(train):
+    """Outside the novel split a red object is never a triangle, so the question about it is never asked."""
+    asked = {q for s in train.scenes for t, q, _ in s.questions if t in ("shape", "exist")}
+    for colour, shape in HELD_OUT:
+        assert f"what shape is the {colour} object ?" not in asked and f"is there a {colour} {shape} ?" not in asked
+    novel = {q for s in generate("novel", 400).scenes for _, q, _ in s.questions}
+    assert any(f"{c} {s}" in q for q in novel for c, s in HELD_OUT)
+
+
+def test_questions_are_reproducible_and_natural_ones_unbalanced(train):
+    again = generate("train", 2000)
+    assert [s.questions for s in again.scenes] == [s.questions for s in train.scenes]
+    natural = shapes.natural_questions(train.scenes, "train")
+    assert natural == shapes.natural_questions(train.scenes, "train")
+    exist = Counter(a for qs in natural for t, _, a in qs if t == "exist")
+    assert exist["no"] > 4 * exist["yes"]  # most pairs are absent from any one scene
+    for s, qs in zip(train.scenes, natural, strict=True):
+        for qtype, question, answer in qs:
+            assert answer == answer_of(s, qtype, question)
 
 
 def test_the_cache_is_verified_and_rebuilt_with_a_message(tmp_path, capsys, monkeypatch):

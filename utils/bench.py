@@ -148,8 +148,9 @@ def char_throughput(seconds):
 
 
 def shape_world(seconds):
-    """Seconds to draw 10,000 shape-world scenes and to load the cached training split, and the training
-    throughput of notebook 04's captioner (images per second, default threads, batches of 64)."""
+    """Seconds to draw 10,000 shape-world scenes and to load the cached training split, the training
+    throughput of notebook 04's captioner (images per second, default threads, batches of 64) and the
+    step time of notebook 06's VQA models."""
     import torch
 
     from .captioning import train_captioner
@@ -175,6 +176,33 @@ def shape_world(seconds):
         n += 5
     rows.append({"what": "captioner training (image at every step, LSTM)",
                  "value": n * 64 / (time.perf_counter() - start), "unit": "images/s"})
+    rows += vqa_steps(drawn, seconds)
+    return rows
+
+
+def vqa_steps(drawn, seconds):
+    """Seconds per training step of notebook 06's models (16 scenes and all their questions per step)."""
+    import torch
+
+    from . import vqa
+    from .data.shapes import Vocab
+    from .models import VQAModel
+
+    table = vqa.Questions.of(drawn.scenes)
+    vocab, answers = Vocab.from_captions(table.text), vqa.Answers(table.answers)
+    ids, targets = vocab.encode(table.text), answers.encode(table.answers)
+    rows = []
+    for name, design in (("question only", dict(image=False)), ("product, no attention", dict(hops=0)),
+                         ("1 hop", dict(hops=1)), ("2 hops", dict(hops=2))):
+        torch.manual_seed(0)
+        model = VQAModel(len(vocab), len(answers), **design)
+        vqa.train_vqa(model, drawn.images, ids, targets, 3, table.image_index)  # warm up
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 4:
+            vqa.train_vqa(model, drawn.images, ids, targets, 5, table.image_index)
+            n += 5
+        rows.append({"what": f"VQA training, {name} (16 scenes per step)",
+                     "value": 1000 * (time.perf_counter() - start) / n, "unit": "ms/step"})
     return rows
 
 

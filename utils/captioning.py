@@ -8,13 +8,7 @@ import torch.nn.functional as F
 
 from .data.shapes import Vocab
 from .layers import temperature_sample
-from .train import History, clipped_update, device, device_of, progress
-
-
-def image_tensor(images, dev=None):
-    """uint8 images (N, H, W, 3) -> float (N, 3, H, W) in [0, 1], on dev."""
-    x = torch.as_tensor(np.ascontiguousarray(images), device=dev)
-    return x.permute(0, 3, 1, 2).float().div_(255)
+from .train import History, clipped_update, device, device_of, image_tensor, progress
 
 
 def train_captioner(model, images, ids, steps, batch=64, lr=3e-3, clip=5.0, seed=0, desc=None):

@@ -5,6 +5,10 @@ from torch import nn
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
+#: Modules an exercise hands to a learner's function: under grading they travel to the submission's worker as
+#: class name, constructor arguments (`.sizes`) and weights (utils.check.wire), so each keeps its `sizes`.
+PORTABLE_MODULES = ("AdditiveAttention",)
+
 
 class CharLM(nn.Module):
     """Character language model: embedding -> recurrent layers -> a linear map to next-char scores.
@@ -37,23 +41,31 @@ def detach(state):
     return state.detach()
 
 
+def conv_grid(channels=(16, 32, 64)):
+    """Three stride-2 convolutions with batch normalisation: (N, 3, H, W) -> (N, channels[-1], H / 8, W / 8).
+
+    On 64x64 images that is an 8x8 grid of 64-channel cells, the L x D features attention looks over.
+    """
+    c1, c2, c3 = channels
+    return nn.Sequential(
+        nn.Conv2d(3, c1, 5, stride=2, padding=2), nn.BatchNorm2d(c1), nn.ReLU(),
+        nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.BatchNorm2d(c2), nn.ReLU(),
+        nn.Conv2d(c2, c3, 3, stride=2, padding=1), nn.BatchNorm2d(c3), nn.ReLU())
+
+
 class ImageEncoder(nn.Module):
     """A small CNN trained from scratch: (N, 3, 64, 64) floats in [0, 1] -> (N, feature) vectors.
 
-    Three stride-2 convolutions, each with batch normalisation, bring 64x64 down to an 8x8 grid of 64
-    channels (`grid`, the L x D features that attention looks over in notebook 05). Captions list objects
-    from left to right and never mention height, so the vector is made from the maximum over each column
-    of the grid: it keeps which column holds what, the order a caption needs, where a global average
-    would lose it.
+    Three stride-2 convolutions (`conv_grid`) bring 64x64 down to an 8x8 grid of 64 channels (`grid`,
+    the L x D features that attention looks over in notebook 05). Captions list objects from left to
+    right and never mention height, so the vector is made from the maximum over each column of the grid:
+    it keeps which column holds what, the order a caption needs, where a global average would lose it.
     """
 
     def __init__(self, feature=128, channels=(16, 32, 64)):
         super().__init__()
-        c1, c2, c3 = channels
-        self.grid = nn.Sequential(
-            nn.Conv2d(3, c1, 5, stride=2, padding=2), nn.BatchNorm2d(c1), nn.ReLU(),
-            nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.BatchNorm2d(c2), nn.ReLU(),
-            nn.Conv2d(c2, c3, 3, stride=2, padding=1), nn.BatchNorm2d(c3), nn.ReLU())
+        c3 = channels[-1]
+        self.grid = conv_grid(channels)
         self.project = nn.Sequential(nn.Flatten(), nn.Linear(c3 * 8, feature), nn.ReLU())
 
     def forward(self, images):
@@ -118,3 +130,170 @@ class Captioner(nn.Module):
     def forward(self, images, words):
         v, state = self.start(images)
         return self.step(v, words, state)
+
+
+class AdditiveAttention(nn.Module):
+    """Additive attention over L locations (Bahdanau et al.; Show, Attend and Tell's soft attention).
+
+    forward(query (N, Q), keys (N, L, K)) -> (context (N, K), alpha (N, L)) with
+    e_i = w . tanh(keys_i W_k + query W_q + b), alpha = softmax_i(e) and context = sum_i alpha_i keys_i:
+    a weighted average of the locations, the weights chosen by the query. The bias b sits in W_q.
+    project_keys + attend split forward in two, so that many queries about one image (a VQA batch asks
+    several questions per image) can share one projection of its keys.
+    """
+
+    def __init__(self, query_dim, key_dim, hidden):
+        super().__init__()
+        self.sizes = (query_dim, key_dim, hidden)  # what rebuilds it elsewhere (a graded submission's worker)
+        self.W_k = nn.Linear(key_dim, hidden, bias=False)
+        self.W_q = nn.Linear(query_dim, hidden)
+        self.w = nn.Linear(hidden, 1, bias=False)
+
+    def project_keys(self, keys):
+        return self.W_k(keys)
+
+    def attend(self, query, keys, projected):
+        """As forward, with projected = project_keys(keys) computed beforehand."""
+        scores = self.w(torch.tanh(projected + self.W_q(query)[:, None])).squeeze(2)  # (N, L)
+        alpha = scores.softmax(dim=1)
+        return torch.bmm(alpha[:, None], keys)[:, 0], alpha
+
+    def forward(self, query, keys):
+        return self.attend(query, keys, self.project_keys(keys))
+
+
+def attention_hop(u, keys, attention):
+    """One stacked-attention hop: the query u (N, Q) attends over keys (N, L, Q) and adds what it saw,
+    u_next = u + context. Returns (u_next, alpha). VQAModel runs the same hop, with each image's keys
+    projected once for all the questions about it."""
+    context, alpha = attention(u, keys)
+    return u + context, alpha
+
+
+class QuestionEncoder(nn.Module):
+    """Many-to-one: word ids (M, T), padded with `pad` after the last real token -> (M, hidden), the LSTM's
+    state after each question's last real token (the state at the padded end has also read the padding)."""
+
+    def __init__(self, vocab_size, embed=32, hidden=128, pad=0):
+        super().__init__()
+        self.pad = pad
+        self.embed = nn.Embedding(vocab_size, embed)
+        self.rnn = nn.LSTM(embed, hidden, batch_first=True)
+
+    def forward(self, questions):
+        lengths = (questions != self.pad).sum(dim=1)
+        if (lengths == 0).any():
+            raise ValueError(f"Question {int((lengths == 0).nonzero()[0])} has no token besides padding.")
+        # a batch asks the same question about several images: run the LSTM once per distinct question
+        distinct, which = torch.unique(questions, dim=0, return_inverse=True)
+        states, _ = self.rnn(self.embed(distinct))
+        last = (distinct != self.pad).sum(dim=1) - 1
+        return states[torch.arange(len(distinct), device=questions.device), last][which]
+
+
+FUSIONS = ("concat", "product")
+
+
+class Fusion(nn.Module):
+    """Two vectors into one, as utils.vqa_layers.fusion_forward: u (N, Q), v (N, V) -> z (N, out).
+
+    "concat": z = [u, v] W + b = u W_q + v W_v + b; "product": z = (u W_q) * (v W_v) + b.
+    """
+
+    def __init__(self, q_dim, v_dim, out, mode="product"):
+        super().__init__()
+        if mode not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}; got {mode!r}.")
+        self.mode = mode
+        self.W_q, self.W_v = nn.Linear(q_dim, out, bias=False), nn.Linear(v_dim, out, bias=False)
+        self.b = nn.Parameter(torch.zeros(out))
+
+    def forward(self, u, v):
+        a, c = self.W_q(u), self.W_v(v)
+        return (a + c if self.mode == "concat" else a * c) + self.b
+
+
+class VQAModel(nn.Module):
+    """Question encoder + image encoder + fusion + answer classifier, with 0, 1 or more attention hops.
+
+    forward(images (B, 3, H, W) floats in [0, 1], questions (M, T) ids, image_index (M,) which image each
+    question asks about; None: question m is about image m) -> answer scores (M, n_answers); with
+    return_attention=True also the attention of each hop, a list of (M, H / 8, W / 8) maps.
+
+    The image becomes an (H / 8) x (W / 8) grid of cells (`conv_grid`). Without attention (hops=0) the whole
+    grid, flattened, is mapped to one image vector v and fused with the question vector q. With attention,
+    u_0 = q and each hop k attends over the cells (plus their x, y coordinates) with the query u_{k-1}:
+    u_k = u_{k-1} + context_k (stacked attention, Yang et al. 2016); u_K is then fused with v as q was.
+    image=False gives the question-only baseline (no CNN at all).
+    Fusion "concat": z = [u, v] W + b; "product": z = (u W_u) * (v W_v) + b; then an MLP chooses the answer.
+    """
+
+    def __init__(self, vocab_size, n_answers, image=True, fusion="product", hops=0, image_size=(64, 64),
+                 embed=32, hidden=64, attention_hidden=32, channels=(16, 32, 64), relation=16, pad=0):
+        super().__init__()
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}; got {fusion!r}.")
+        if hops and not image:
+            raise ValueError("Attention looks at the image: hops > 0 needs image=True.")
+        self.image, self.fusion, self.n_hops = image, fusion, hops
+        self.knockout = None  # a diagnostic (see vqa.knocked_out): "attention" or "image vector"
+        self.image_size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        self.question = QuestionEncoder(vocab_size, embed, hidden, pad)
+        self.head = nn.Sequential(nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_answers))
+        if not image:
+            return
+        self.grid_size = tuple(-(-s // 8) for s in self.image_size)
+        cells = self.grid_size[0] * self.grid_size[1]
+        self.grid = conv_grid(channels)
+        self.flat = nn.Sequential(nn.Flatten(), nn.Linear(channels[-1] * cells, hidden), nn.ReLU())
+        self.fuse = Fusion(hidden, hidden, hidden, fusion)
+        if hops:
+            ys, xs = torch.meshgrid(torch.linspace(-1, 1, self.grid_size[0]), torch.linspace(-1, 1, self.grid_size[1]),
+                                    indexing="ij")
+            self.register_buffer("coords", torch.stack([xs.ravel(), ys.ravel()], dim=1), persistent=False)
+            self.keys = nn.ModuleList(nn.Linear(channels[-1] + 2, hidden) for _ in range(hops))
+            self.hops = nn.ModuleList(AdditiveAttention(hidden, hidden, attention_hidden) for _ in range(hops))
+            # what a later hop sees of each cell relative to the previous hop's glimpse (see forward)
+            self.attributes = nn.Linear(channels[-1], relation)
+            self.relative = nn.ModuleList(nn.Linear(relation + 4, hidden, bias=False) for _ in range(hops - 1))
+
+    def forward(self, images, questions, image_index=None, return_attention=False):
+        u = self.question(questions)
+        maps = []
+        if self.image:
+            if tuple(images.shape[1:]) != (3, *self.image_size):
+                raise ValueError(f"images should be (N, 3, {self.image_size[0]}, {self.image_size[1]}); got "
+                                 f"{tuple(images.shape)}.")
+            idx = torch.arange(len(questions), device=u.device) if image_index is None else image_index
+            grid = self.grid(images)                       # (B, C, gh, gw)
+            v = self.flat(grid)
+            if self.knockout == "image vector":           # every image gets the batch's average vector
+                v = v.mean(dim=0, keepdim=True).expand_as(v)
+            v = v[idx]                                     # (M, hidden)
+            if self.n_hops:
+                raw = grid.flatten(2).transpose(1, 2)     # (B, L, C)
+                cells = torch.cat([raw, self.coords.expand(len(raw), -1, -1)], dim=2)
+                attributes = self.attributes(raw)         # (B, L, relation)
+                alpha = None
+                for k, (project, hop) in enumerate(zip(self.keys, self.hops, strict=True)):
+                    keys = project(cells)                  # each hop sees the cells through its own projection
+                    if alpha is None:                      # the first hop: one set of keys per image
+                        keys = torch.tanh(keys)
+                        keys, projected = keys[idx], hop.project_keys(keys)[idx]
+                    else:  # later hops: each cell relative to where the previous hop looked and what it saw
+                        offset = self.coords[None] - (alpha @ self.coords)[:, None]          # (M, L, 2)
+                        seen = torch.bmm(alpha[:, None], attributes[idx])                    # (M, 1, relation)
+                        looked = alpha[:, :, None] * alpha.shape[1]                          # 1 if uniform
+                        keys = torch.tanh(keys[idx] + self.relative[k - 1](torch.cat(
+                            [attributes[idx] * seen, offset, offset.norm(dim=2, keepdim=True), looked], dim=2)))
+                        projected = hop.project_keys(keys)
+                    if self.knockout == "attention":      # every cell gets the same weight
+                        alpha = torch.full(keys.shape[:2], 1 / keys.shape[1], device=u.device)
+                        context = keys.mean(dim=1)
+                    else:
+                        context, alpha = hop.attend(u, keys, projected)
+                    u = u + context
+                    maps.append(alpha.reshape(-1, *self.grid_size))
+            u = self.fuse(u, v)
+        scores = self.head(u)
+        return (scores, maps) if return_attention else scores

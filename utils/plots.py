@@ -160,3 +160,21 @@ def draw_scenes(images, captions, cols=4, width=2.6):
         ax.set_title("\n".join(line for part in cap.split("\n") for line in textwrap.wrap(part, 30)), fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def draw_hops(images, maps, titles, width=2.0):
+    """One row per image: the image, then each hop's attention map over it. maps[r] holds row r's (gh, gw) maps."""
+    cols = 1 + max(len(m) for m in maps)
+    fig, axes = plt.subplots(len(images), cols, figsize=(cols * width, len(images) * (width + 0.35)), squeeze=False)
+    for row, (img, hops, title) in enumerate(zip(images, maps, titles, strict=True)):
+        axes[row, 0].imshow(img)
+        axes[row, 0].set_title("\n".join(textwrap.wrap(title, 34)), fontsize=7, loc="left")
+        for k, alpha in enumerate(hops, start=1):
+            axes[row, k].imshow(img)
+            axes[row, k].imshow(alpha, cmap="magma", alpha=0.65, extent=(0, img.shape[1], img.shape[0], 0),
+                                interpolation="nearest")
+            axes[row, k].set_title(f"hop {k}: peak {alpha.max():.2f}", fontsize=7)
+        for ax in axes[row]:
+            ax.set_axis_off()
+    fig.tight_layout()
+    return fig

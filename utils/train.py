@@ -1,5 +1,5 @@
 """What every trainer of the course shares: fast mode and step counts, a numpy Adam, the device,
-the clipped optimiser step, the progress bar and the training history.
+images as tensors, the clipped optimiser step, the progress bar and the training history.
 
 Training always runs a fixed number of steps (never a wall-clock budget) so a notebook gives the
 same numbers on the same machine whatever else the machine is doing. torch is imported inside the
@@ -42,6 +42,14 @@ def device():
 def device_of(model):
     """The device a model's parameters live on, where its inputs must go."""
     return next(model.parameters()).device
+
+
+def image_tensor(images, dev=None):
+    """uint8 images (N, H, W, 3), as shape world stores them -> float (N, 3, H, W) in [0, 1], on dev."""
+    import torch
+
+    x = torch.as_tensor(np.ascontiguousarray(images), device=dev)
+    return x.permute(0, 3, 1, 2).float().div_(255)
 
 
 def clipped_update(model, opt, loss, clip):

@@ -163,3 +163,32 @@ def caption_browser(images, references, predict, next_words):
 
     return _interactive(show, index=widgets.IntSlider(value=0, min=0, max=len(images) - 1,
                                                              description="image", continuous_update=False))
+
+
+def question_explorer(images, ask, question="is there a red circle ?", index=0, titles=None):
+    """Choose an image with a slider and type any question: each attention hop's map over the image and the top
+    answers with their probabilities.
+
+    ask(index, question) -> ([(answer, p), ...], [map (gh, gw), ...]); a ValueError it raises (an unknown word,
+    say) is shown as its message. titles(index) -> a line shown above the image (e.g. its caption).
+    """
+    from .plots import draw_hops
+
+    def show(index, question):
+        try:
+            top, maps = ask(index, question)
+        except ValueError as err:
+            print(err)
+            return
+        draw_hops([images[index]], [maps], [titles(index) if titles else f"image {index}"], width=2.4)
+        plt.show()
+        print(question)
+        for answer, p in top:
+            print(f"  {p:6.1%}  {answer:8s} {'#' * round(40 * p)}")
+
+    return _interactive(
+        show,
+        index=widgets.IntSlider(value=index, min=0, max=len(images) - 1, description="image",
+                                continuous_update=False),
+        question=widgets.Text(value=question, description="question", continuous_update=False,
+                              layout=widgets.Layout(width="600px")))

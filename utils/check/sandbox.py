@@ -30,6 +30,8 @@ LOCAL = {
     "utils.gates": {"sigmoid"},
     "utils.charrnn": {"init_params", "streams", "char_rnn_loss", "bits_per_char", "chars_per_second"},
     "utils.decoding": set(),
+    "utils.vqa_layers": set(),
+    "utils.models": {"detach", "conv_grid"},
 }
 #: Arguments of a reference that must stay in the worker as handles (callbacks, and parameters they update).
 BY_HANDLE = {"truncated_bptt": (0, 1, 4), "beam_search": (0,)}

@@ -15,7 +15,7 @@ seen apart, or only repeats pairs it has seen together.
 
 import json
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,8 +42,19 @@ MIN_SIDE, MAX_SIDE = 12, 20  # an object's bounding box is a square of this many
 GAP = 2                      # at least this many pixels between the boxes of two objects
 MIN_DX = 4                   # object centres differ this much horizontally, so "left to right" is unambiguous
 SPLITS = {"train": 30_000, "val": 1_000, "test": 1_000, "novel": 1_000}
-QUESTION_TYPES = ("colour", "shape", "count", "exist", "spatial")
-VERSION = 1  # bump when the generator's output changes: the cache is rebuilt when its manifest differs
+DIST_MARGIN = 8              # "closest"/"furthest" are asked only when the runner-up is this much further (a grid cell)
+#: Questions about one object or one kind of object, and questions about how two objects relate.
+NON_RELATIONAL = ("colour", "shape", "count", "exist")
+RELATIONAL = ("spatial", "closest", "furthest", "compare", "count_same")
+QUESTION_GROUPS = {"non-relational": NON_RELATIONAL, "relational": RELATIONAL}
+QUESTION_TYPES = NON_RELATIONAL + RELATIONAL
+YES_NO = ("yes", "no")
+#: Every answer each type can have; after balancing, each is exactly as common as the others.
+ANSWERS = {"colour": tuple(COLOURS), "shape": SHAPES, "count": ("0", "1", "2", "3"), "exist": YES_NO,
+           "spatial": YES_NO, "closest": SHAPES, "furthest": tuple(COLOURS), "compare": YES_NO,
+           "count_same": ("0", "1", "2")}
+PAIRED = tuple(q for q in QUESTION_TYPES if ANSWERS[q] == YES_NO)  # a "yes" and a "no" question per scene
+VERSION = 2  # bump when the generator's output changes: the cache is rebuilt when its manifest differs
 SPECIALS = ("<NULL>", "<START>", "<END>", "<UNK>")
 
 
@@ -63,12 +74,16 @@ class Thing:
     def centre_x(self):
         return (self.box[0] + self.box[2]) / 2
 
+    @property
+    def centre(self):
+        return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
+
 
 @dataclass
 class Scene:
     """A scene: its objects from left to right, its captions (the first is the canonical one) and questions.
 
-    `questions` holds (type, question, answer) triples; see make_questions and balance_questions.
+    `questions` holds (type, question, answer) triples; see candidate_questions and balance_questions.
     """
 
     split: str
@@ -155,66 +170,157 @@ def render(scene):
 
 # ---------------------------------------------------------------- questions (for notebook 06)
 
+def _distance(a, b):
+    (ax, ay), (bx, by) = a.centre, b.centre
+    return ((ax - bx) ** 2 + (ay - by) ** 2) ** 0.5
+
+
+def _extreme(things, ref, far):
+    """The object closest to (far=False) or furthest from `ref`, or None when the runner-up is within
+    DIST_MARGIN pixels of it, so that no one has to measure to tell."""
+    others = sorted((t for t in things if t is not ref), key=lambda t: _distance(t, ref), reverse=far)
+    if len(others) < 2 or abs(_distance(others[0], ref) - _distance(others[1], ref)) < DIST_MARGIN:
+        return None
+    return others[0]
+
+
 def candidate_questions(scene):
-    """Every question of each type this scene can answer unambiguously: {type: [(question, answer), ...]}."""
+    """Every question of each type this scene answers unambiguously: {type: [(question, answer), ...]}.
+
+    Objects are named so that the name picks exactly one: "the red circle" always does (no pair repeats),
+    "the red object" only when red occurs once in the scene, "the leftmost object" always.
+    """
     things = scene.things
     present = {(t.colour, t.shape) for t in things}
     shape_count = Counter(t.shape for t in things)
     colour_count = Counter(t.colour for t in things)
+    by_colour = {t.colour: t for t in things if colour_count[t.colour] == 1}
     out = {q: [] for q in QUESTION_TYPES}
-    for s in SHAPES:
-        if shape_count[s] == 1:
-            (t,) = [t for t in things if t.shape == s]
-            out["colour"].append((f"what colour is the {s} ?", t.colour))
-        out["count"].append((f"how many {PLURAL[s]} are there ?", str(shape_count[s])))
-    out["count"].append(("how many objects are there ?", str(len(things))))
-    for c in COLOURS:
-        if colour_count[c] == 1:
-            (t,) = [t for t in things if t.colour == c]
-            out["shape"].append((f"what shape is the {c} object ?", t.shape))
-        for s in SHAPES:
-            if (c, s) not in HELD_OUT or scene.split == "novel":
-                out["exist"].append((f"is there a {c} {s} ?", "yes" if (c, s) in present else "no"))
+    out["colour"] = [("what colour is the leftmost object ?", things[0].colour),
+                     ("what colour is the rightmost object ?", things[-1].colour)]
+    out["shape"] = [(f"what shape is the {c} object ?", t.shape) for c, t in by_colour.items()]
+    out["count"] = [(f"how many {PLURAL[s]} are there ?", str(shape_count[s]))
+                    for s in SHAPES if str(shape_count[s]) in ANSWERS["count"]]
+    out["exist"] = [(f"is there a {c} {s} ?", "yes" if (c, s) in present else "no") for c in COLOURS for s in SHAPES]
     for a in things:
         for b in things:
             if a is not b:
-                answer = "yes" if a.centre_x < b.centre_x else "no"
-                out["spatial"].append((f"is the {a.name} left of the {b.name} ?", answer))
+                out["spatial"].append((f"is the {a.name} left of the {b.name} ?",
+                                       "yes" if a.centre_x < b.centre_x else "no"))
+        closest, furthest = _extreme(things, a, far=False), _extreme(things, a, far=True)
+        if closest is not None:
+            out["closest"].append((f"what shape is the object closest to the {a.name} ?", closest.shape))
+        if furthest is not None:
+            out["furthest"].append((f"what colour is the object furthest from the {a.name} ?", furthest.colour))
+    if len(things) > 1:  # named by position: a name by colour or shape would hint at the other attribute
+        for attribute in ("colour", "shape"):
+            same = getattr(things[0], attribute) == getattr(things[-1], attribute)
+            out["compare"].append((f"is the leftmost object the same {attribute} as the rightmost object ?",
+                                   "yes" if same else "no"))
+    for c, t in by_colour.items():
+        others = str(shape_count[t.shape] - 1)
+        if others in ANSWERS["count_same"]:
+            out["count_same"].append((f"how many other objects have the same shape as the {c} object ?", others))
     return out
 
 
 def balance_questions(scenes, seed):
-    """Give each scene at most one question per type so that, per type, every answer is equally common.
+    """Choose each scene's questions so that neither the question alone nor the picture alone gives the answer.
 
-    A model can then score no better than chance on a type by guessing from the question alone. Greedy
-    first (each scene takes the candidate whose answer is rarest so far), then the surplus of the commoner
-    answers is dropped, latest first, so the counts end exactly equal.
+    Per question *string* (not just per type), every answer of its type ends up exactly equally common, so any
+    model that reads only the question, however clever, scores exactly chance on each type. A string that these
+    scenes can never answer with some answer of its type is not asked at all: outside the novel split a red
+    object is never a triangle, so "what shape is the red object ?" would give its answer away.
+    Yes/no types ask one "yes" and one "no" question of the same scene, so the picture alone cannot tell which
+    is which; the other types ask one question per scene (a picture does limit what its answers can be).
+
+    Greedy first (each scene takes, per type, the question whose answer its string needs most, ties broken by
+    the type's rarest answer, then by the seeded stream; never more of a string's answer than scenes offer its
+    rarest one), then the surplus of every string's commoner answers is dropped, latest scene first, so the
+    counts end exactly equal (this breaks a few pairs).
     """
     rng = random.Random(f"questions/{seed}")
-    answers = {q: Counter() for q in QUESTION_TYPES}
+    candidates = [candidate_questions(s) for s in scenes]
+    offered = defaultdict(Counter)           # (type, question) -> how many scenes offer it with each answer
+    for cands in candidates:
+        for qtype, pairs in cands.items():
+            for question, answer in pairs:
+                offered[qtype, question][answer] += 1
+    # a string can be kept with each answer at most as often as scenes offer its rarest one; 0: never asked
+    cap = {key: min(c[a] for a in ANSWERS[key[0]]) for key, c in offered.items()}
+    counts = defaultdict(Counter)            # (type, question) -> answer counts so far
+    totals = {q: Counter() for q in QUESTION_TYPES}
     chosen = []
-    for scene in scenes:
-        picks = {}
-        for qtype, cands in candidate_questions(scene).items():
-            if not cands:
+    for cands in candidates:
+        picks = []
+        for qtype in QUESTION_TYPES:
+            options = [(q, a) for q, a in cands[qtype] if counts[qtype, q][a] < cap[qtype, q]]
+            groups = [[o for o in options if o[1] == a] for a in ANSWERS[qtype]] if qtype in PAIRED else [options]
+            if not all(groups):
                 continue
-            lowest = min(answers[qtype][a] for _, a in cands)
-            question, answer = rng.choice([(q, a) for q, a in cands if answers[qtype][a] == lowest])
-            answers[qtype][answer] += 1
-            picks[qtype] = (question, answer)
+            for group in groups:
+                def need(option, qtype=qtype):
+                    seen = counts[qtype, option[0]]
+                    return (max(seen.values(), default=0) - seen[option[1]], -totals[qtype][option[1]])
+                best = max(map(need, group))
+                question, answer = rng.choice([o for o in group if need(o) == best])
+                counts[qtype, question][answer] += 1
+                totals[qtype][answer] += 1
+                picks.append((qtype, question, answer))
         chosen.append(picks)
-    for qtype in QUESTION_TYPES:
-        keep = min(answers[qtype].values())
-        kept = Counter()
-        for picks in chosen:
-            if qtype in picks:
-                answer = picks[qtype][1]
-                kept[answer] += 1
-                if kept[answer] > keep:
-                    del picks[qtype]
+    keep = {key: min(c[a] for a in ANSWERS[key[0]]) for key, c in counts.items()}
+    kept = defaultdict(Counter)
+    for picks in chosen:
+        for pick in list(picks):
+            qtype, question, answer = pick
+            kept[qtype, question][answer] += 1
+            if kept[qtype, question][answer] > keep[qtype, question]:
+                picks.remove(pick)
+    order = {q: i for i, q in enumerate(QUESTION_TYPES)}
     for scene, picks in zip(scenes, chosen, strict=True):
-        scene.questions = [(q, *picks[q]) for q in QUESTION_TYPES if q in picks]
+        scene.questions = sorted(picks, key=lambda p: order[p[0]])
     return scenes
+
+
+def referents(scene, qtype, question):
+    """(first, second): the object a question's first hop should find and the one its second should, or None.
+
+    first is the object the question names (the leftmost/rightmost for colour questions, the first of two
+    named objects); second is the other named object (spatial, compare) or, for closest/furthest, the object
+    the answer is about. Counting questions, and exist-questions about an absent object, have no single object.
+    """
+    words, things = question.split(), scene.things
+    named = []
+    for i, w in enumerate(words[:-1]):
+        nxt = words[i + 1]
+        if w in ("leftmost", "rightmost"):
+            named.append(things[0] if w == "leftmost" else things[-1])
+        elif w in ("the", "a") and nxt in COLOURS and words[i + 2] in SHAPES:  # "is there a red circle ?"
+            named += [t for t in things if t.name == f"{nxt} {words[i + 2]}"]
+        elif w == "the" and nxt in COLOURS:
+            named += [t for t in things if t.colour == nxt]
+        elif w == "the" and nxt in SHAPES:
+            named += [t for t in things if t.shape == nxt]
+    if qtype in ("closest", "furthest"):
+        named.append(_extreme(things, named[0], far=qtype == "furthest"))
+    if qtype == "count" or len(named) > 2:
+        return None, None
+    return (named + [None, None])[0], (named + [None, None])[1]
+
+
+def natural_questions(scenes, seed):
+    """One question per type and scene, drawn uniformly from its candidates: answers at their natural frequencies.
+
+    Most colour-shape pairs are absent from any one scene, so "is there a ... ?" is mostly "no", and "how many
+    triangles" is mostly 0 or 1: the unbalanced questions that let a model answer from the question alone.
+    Returns one list of (type, question, answer) per scene; the scenes are left as they are.
+    """
+    rng = random.Random(f"natural/{seed}")
+    out = []
+    for scene in scenes:
+        cands = candidate_questions(scene)
+        out.append([(q, *rng.choice(cands[q])) for q in QUESTION_TYPES if cands[q]])
+    return out
 
 
 # ---------------------------------------------------------------- datasets, vocabulary, cache
@@ -270,7 +376,8 @@ def fingerprint(shapeset):
 
 def _manifest_expected(split):
     """What a cache must have been made with: any change to the generator's settings forces a rebuild."""
-    settings = [VERSION, SIZE, BACKGROUND, COLOURS, SHAPES, HELD_OUT, MIN_SIDE, MAX_SIDE, GAP, MIN_DX]
+    settings = [VERSION, SIZE, BACKGROUND, COLOURS, SHAPES, HELD_OUT, MIN_SIDE, MAX_SIDE, GAP, MIN_DX, DIST_MARGIN,
+                QUESTION_GROUPS, ANSWERS]
     return {"version": VERSION, "split": split, "scenes": SPLITS[split],
             "settings": _sha256(json.dumps(settings).encode())}
 
