@@ -17,13 +17,30 @@ def image_tensor(images, dev=None):
     return x.permute(0, 3, 1, 2).float().div_(255)
 
 
-def train_captioner(model, images, ids, steps, batch=64, lr=3e-3, clip=5.0, seed=0, desc=None):
-    """Teacher forcing with Adam for a fixed number of steps on random batches (drawn from `seed`).
+def word_loss(scores, targets, reduction="mean"):
+    """Cross-entropy of scores (N, T, V) against targets (N, T), <NULL> positions left out.
 
-    ids: (N, T) captions as <START> words <END> <NULL>...; the model reads ids[:, :-1] and is scored on
-    predicting ids[:, 1:], with <NULL> positions left out of the loss. The learning rate falls linearly
-    to 0. Returns a history dict: step, seconds (training time only), loss (mean per word since the
-    previous entry).
+    reduction "mean": per real word; "none": (N, T), 0 at the padding.
+    """
+    return F.cross_entropy(scores.transpose(1, 2), targets, ignore_index=Vocab.NULL, reduction=reduction)
+
+
+def caption_loss(model, images, words):
+    """The plain objective: teacher forcing, the mean loss per real word. Returns (loss, values to log)."""
+    loss = word_loss(model(images, words[:, :-1])[0], words[:, 1:])
+    return loss, {"loss": loss.item()}
+
+
+def train_captioner(model, images, ids, steps, batch=64, lr=3e-3, clip=5.0, seed=0, desc=None,
+                    objective=caption_loss):
+    """Adam for a fixed number of steps on random batches (drawn from `seed`), minimising `objective`.
+
+    ids: (N, T) captions as <START> words <END> <NULL>...; objective(model, images, words) -> (loss, logged)
+    gets a batch of images (B, 3, H, W) and their ids (B, T) and returns the loss to minimise and a dict of
+    numbers to record. The default, caption_loss, is teacher forcing: the model reads ids[:, :-1] and is
+    scored on predicting ids[:, 1:], with <NULL> positions left out. The learning rate falls linearly to 0.
+    Returns a history dict: step, seconds (training time only), and the mean of each logged number since the
+    previous entry (for caption_loss: loss, per word).
     """
     dev = device()
     model.to(dev).train()
@@ -35,13 +52,10 @@ def train_captioner(model, images, ids, steps, batch=64, lr=3e-3, clip=5.0, seed
     for step in progress(1, steps + 1, desc):
         with history.timed():
             rows = order.integers(0, len(ids), batch)
-            words = ids[rows]
-            scores, _ = model(image_tensor(images[rows], dev), words[:, :-1])
-            loss = F.cross_entropy(scores.reshape(-1, scores.shape[-1]), words[:, 1:].reshape(-1),
-                                   ignore_index=Vocab.NULL)
+            loss, logged = objective(model, image_tensor(images[rows], dev), ids[rows])
             clipped_update(model, opt, loss, clip)
             schedule.step()
-        history.add(loss=loss.item())
+        history.add(**logged)
         if history.due(step):
             history.record(step)
     return history
@@ -110,7 +124,7 @@ def beam_step(model, image):
     @torch.no_grad()
     def step(words, state):
         words = torch.as_tensor(np.asarray(words), device=dev)[:, None]
-        scores, new = model.step(v.expand(len(words), -1), words, _state_from_numpy(model, state, dev))
+        scores, new = model.step(v.expand(len(words), *v.shape[1:]), words, _state_from_numpy(model, state, dev))
         return (F.log_softmax(scores[:, -1].double(), dim=1).cpu().numpy(),
                 _state_to_numpy(model, new, len(words)))
 

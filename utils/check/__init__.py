@@ -13,7 +13,7 @@ In a notebook::
 import sys
 import types
 
-from . import bptt, captioning, gated, rnn_basics  # noqa: F401  (register the exercises of notebooks 01 to 04)
+from . import attention, bptt, captioning, gated, rnn_basics  # noqa: F401  (register the exercises of notebooks 01 to 05)
 from .core import Result, exercises, get, run
 from .core import check as _check
 
