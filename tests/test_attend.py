@@ -55,9 +55,11 @@ def test_receptive_field_is_what_the_encoder_says(depth):
 def test_decode_shapes_and_attention(small, kind):
     data, vocab, ids = small
     model = AttentionCaptioner(len(vocab), attention=kind, hidden=32, attend=8, channels=(4, 8, 8))
-    scores, (h, c), record = model(captioning.image_tensor(data.images[:3]), torch.as_tensor(ids[:3, :-1]))
+    scores, (h, c, covered, previous), record = model(captioning.image_tensor(data.images[:3]), torch.as_tensor(ids[:3, :-1]))
     T = ids.shape[1] - 1
-    assert scores.shape == (3, T, len(vocab)) and h.shape == c.shape == (1, 3, 32)
+    assert scores.shape == (3, T, len(vocab)) and h.shape == c.shape == (1, 3, 32) and covered.shape == (1, 3, 256)
+    assert torch.allclose(covered[0].sum(dim=1), torch.full((3,), float(T)))  # one unit of attention per step
+    assert torch.allclose(previous[0].sum(dim=1), torch.ones(3))
     assert record["alpha"].shape == (3, T, 256) and record["beta"].shape == (3, T)
     assert torch.allclose(record["alpha"].sum(dim=2), torch.ones(3, T))
     if kind == "hard":
@@ -155,3 +157,39 @@ def test_explain_gives_one_map_per_word(trained, small):
     model, _, images, _, _ = trained
     words, alphas, chosen = attend.explain(model, images[0], small[1], 5)
     assert words[-1] == "<END>" and alphas.shape == (len(words), 256) and chosen is None
+
+
+@pytest.mark.parametrize("kind", ["soft", "hard"])
+def test_decoding_word_by_word_carries_the_whole_state(small, kind):
+    """One word at a time, carrying (h, c, the attention received so far and at the last word), gives the scores
+    of one call over the whole caption: what greedy decoding and beam search rely on."""
+    data, vocab, ids = small
+    torch.manual_seed(0)
+    model = AttentionCaptioner(len(vocab), attention=kind, hidden=32, attend=8, channels=(4, 8, 8)).eval()
+    with torch.no_grad():
+        model.att_c.fill_(3.0)  # make the attention received so far matter
+        V, state = model.start(captioning.image_tensor(data.images[:3]))
+        words = torch.as_tensor(ids[:3, :-1])
+        whole, _ = model.step(V, words, state)
+        parts = []
+        for t in range(words.shape[1]):
+            scores, state = model.step(V, words[:, t:t + 1], state)
+            parts.append(scores)
+    assert torch.allclose(torch.cat(parts, dim=1), whole, atol=1e-5)
+
+
+def test_moves_within_and_between_objects():
+    """A map that jumps to each named object at its colour word and stays for its shape word."""
+    data = generate("val", 30)
+    vocab = Vocab.from_captions(data.captions)
+    ids = vocab.encode(data.captions)
+    obj, _ = attend.named_positions(ids, vocab)
+    alpha = np.zeros(obj.shape + (256,))
+    for n in range(len(ids)):
+        k = 0
+        for t in range(obj.shape[1]):
+            k = obj[n, t] if obj[n, t] >= 0 else k
+            alpha[n, t, 10 * k] = 1.0  # object k gets its own cell, kept until the next object is named
+    g = attend.grounding(alpha, ids, data.scenes, vocab)
+    assert g["within"] == 0 and g["between"] == 1
+    assert 0 < g["moves"] < 1

@@ -69,14 +69,18 @@ class HardObjective:
     semi-sampling trick; `coin` seeds that choice.
     """
 
-    def __init__(self, reinforce=reinforce_loss, semi=0.5, entropy_weight=0.0, decay=0.9, coin=0):
-        self.reinforce, self.semi, self.entropy_weight, self.decay = reinforce, semi, entropy_weight, decay
+    def __init__(self, reinforce=reinforce_loss, semi=0.5, weight=0.01, entropy_weight=0.0, decay=0.9, coin=0,
+                 credit="caption", warmup=0):
+        self.reinforce, self.semi, self.weight, self.credit, self.warmup = reinforce, semi, weight, credit, warmup
+        self.calls = 0
+        self.entropy_weight, self.decay = entropy_weight, decay
         self.coin = np.random.default_rng(coin)
         self.baseline = 0.0
 
     def __call__(self, model, images, words):
         V, state = model.start(images)
-        soft = self.coin.random() < self.semi
+        self.calls += 1
+        soft = self.coin.random() < self.semi or self.calls <= self.warmup
         scores, _, record = model.decode(V, words[:, :-1], state, attention="soft" if soft else None)
         mask = words[:, 1:] != Vocab.NULL
         nll = word_loss(scores, words[:, 1:], reduction="none")
@@ -85,10 +89,14 @@ class HardObjective:
         logged = {"loss": loss.item()}
         if soft:
             return loss, logged
+        if self.credit == "word":  # each glimpse is charged the loss of the word it helped to predict
+            surrogate, self.baseline = self.reinforce(record["log_prob"][mask], nll[mask], record["entropy"][mask],
+                                                      self.baseline, self.entropy_weight, self.decay)
+            return loss + self.weight * surrogate, {**logged, "baseline": self.baseline}
         surrogate, self.baseline = self.reinforce((record["log_prob"] * mask).sum(dim=1), nll.sum(dim=1),
                                                   (record["entropy"] * mask).sum(dim=1), self.baseline,
                                                   self.entropy_weight, self.decay)
-        return loss + surrogate * len(words) / n_words, {**logged, "baseline": self.baseline}
+        return loss + self.weight * surrogate * len(words) / n_words, {**logged, "baseline": self.baseline}
 
 
 # ---------------------------------------------------------------- where does the model look?
@@ -166,28 +174,37 @@ def attention_maps(model, images, ids, attention=None, batch=250):
     return np.concatenate(out)
 
 
+def _tv(a, b):
+    """Total variation distance between attention maps, 0.5 * sum_i |a_i - b_i|: 0 same map, 1 no overlap."""
+    return 0.5 * np.abs(a - b).sum(axis=-1)
+
+
 def grounding(alpha, ids, scenes, vocab):
     """How well attention finds the object each word names, over every colour and shape word.
 
     Returns a dict: correctness, the mean share of alpha's mass inside the named object's box (Liu et al.,
-    2017); uniform, the same for uniform attention (box area / image area); pointing, the share of words
-    whose most attended cell lies mostly inside the box (Zhang et al., 2016); and moves, the mean total
-    variation 0.5 * sum_i |alpha_ti - alpha_(t-1)i| between consecutive words of a caption (0 when the map
-    is the same at every word, 1 when consecutive maps do not overlap). `per_word` holds the correctness
-    of each named word, for plots.
+    2017, per word rather than the maximum over a phrase); uniform, the same for uniform attention (box area /
+    image area); pointing, the share of words whose most attended cell lies mostly inside the box (Zhang et
+    al., 2016); and how far the map moves, as total variation 0.5 * sum_i |a_i - b_i| (0 the same map, 1 maps
+    that do not overlap): moves, between consecutive words of a caption; within, from an object's colour word
+    to its shape word; between, from one object's colour word to the next object's. `per_word` holds the
+    correctness of each named word, for plots.
     """
-    obj, _ = named_positions(ids, vocab)
+    obj, is_colour = named_positions(ids, vocab)
     overlap = box_overlap(scenes, int(np.sqrt(alpha.shape[2])))
     n, t = np.nonzero(obj >= 0)
     inside = overlap[n, obj[n, t]]                                    # (words, L)
     mass = np.sum(alpha[n, t] * inside, axis=1)
     pointed = inside[np.arange(len(n)), alpha[n, t].argmax(axis=1)] >= 0.5
-    uniform = inside.mean(axis=1)
     real = ids[:, 1:] != Vocab.NULL
-    both = real[:, 1:] & real[:, :-1]
-    tv = 0.5 * np.abs(np.diff(alpha, axis=1)).sum(axis=2)
-    return {"correctness": float(mass.mean()), "uniform": float(uniform.mean()), "pointing": float(pointed.mean()),
-            "moves": float(tv[both].mean()), "per_word": mass}
+    consecutive = _tv(alpha[:, 1:], alpha[:, :-1])[real[:, 1:] & real[:, :-1]]
+    cn, ct = np.nonzero(is_colour & (obj >= 0))                       # each object's colour word; shape follows
+    within = _tv(alpha[cn, ct], alpha[cn, ct + 1])
+    nxt = np.nonzero(cn[1:] == cn[:-1])[0]                            # consecutive objects of one caption
+    between = _tv(alpha[cn[nxt], ct[nxt]], alpha[cn[nxt + 1], ct[nxt + 1]])
+    return {"correctness": float(mass.mean()), "uniform": float(inside.mean(axis=1).mean()),
+            "pointing": float(pointed.mean()), "moves": float(consecutive.mean()), "within": float(within.mean()),
+            "between": float(between.mean()) if len(between) else float("nan"), "per_word": mass}
 
 
 # ---------------------------------------------------------------- gradient estimators
@@ -197,30 +214,49 @@ def attention_parameters(model):
     return [*model.att_v.parameters(), *model.att_h.parameters(), *model.att_w.parameters()]
 
 
+def _sampled_costs(model, x, words, attention):
+    """One draw of the attention for the batch: (each caption's summed word loss (B,), the attention record)."""
+    V, state = model.start(x)
+    scores, _, record = model.decode(V, words[:, :-1], state, attention=attention, sample=True)
+    return word_loss(scores, words[:, 1:], reduction="none").sum(dim=1), record
+
+
+def mean_cost(model, images, ids, repeats):
+    """The mean over `repeats` draws of hard attention of the batch's mean caption cost (summed word loss): the
+    value a moving-average baseline settles at for this model and batch."""
+    model = copy.deepcopy(model).eval()
+    dev = device_of(model)
+    words = torch.as_tensor(ids, device=dev)
+    x = image_tensor(images, dev)
+    with torch.no_grad():
+        return float(np.mean([_sampled_costs(model, x, words, "hard")[0].mean().item()
+                              for _ in range(repeats)]))
+
+
 def gradient_samples(model, images, ids, estimator, repeats, baseline=0.0):
     """`repeats` gradient estimates of the attention parameters on one fixed batch, (repeats, P).
 
     estimator: "soft" (the exact gradient of the soft model's loss: deterministic), "reinforce" (the
-    REINFORCE surrogate with `baseline`), or "gumbel" (straight-through Gumbel-softmax). Batch norm runs
-    in eval mode so only the sampled locations differ between repeats.
+    REINFORCE surrogate with `baseline`, scaled by the batch over its number of words as in HardObjective), or
+    "gumbel" (straight-through Gumbel-softmax). Batch norm runs in eval mode, so only the sampled locations
+    differ between repeats.
     """
     model = copy.deepcopy(model).eval()
     dev = device_of(model)
     words = torch.as_tensor(ids, device=dev)
     x = image_tensor(images, dev)
-    mask = words[:, 1:] != Vocab.NULL
+    n_words = (words[:, 1:] != Vocab.NULL).sum()
     params = attention_parameters(model)
     out = []
     for _ in range(repeats):
-        V, state = model.start(x)
-        attention = {"reinforce": "hard"}.get(estimator, estimator)
-        scores, _, record = model.decode(V, words[:, :-1], state, attention=attention, sample=True)
-        nll = word_loss(scores, words[:, 1:], reduction="none")
-        loss = nll.sum() / mask.sum()
+        cost, record = _sampled_costs(model, x, words, {"reinforce": "hard"}.get(estimator, estimator))
         if estimator == "reinforce":
-            surrogate, _ = reinforce_loss((record["log_prob"] * mask).sum(dim=1), nll.sum(dim=1),
-                                          torch.zeros(len(words)), baseline)
-            loss = surrogate * len(words) / mask.sum()
+            mask = words[:, 1:] != Vocab.NULL
+            surrogate, _ = reinforce_loss((record["log_prob"] * mask).sum(dim=1), cost, torch.zeros_like(cost),
+                                          baseline)
+            loss = surrogate * len(words) / n_words
+        else:
+            loss = cost.sum() / n_words
         grads = torch.autograd.grad(loss, params)
         out.append(torch.cat([g.reshape(-1) for g in grads]).double().cpu().numpy())
     return np.array(out)

@@ -120,7 +120,7 @@ class GridEncoder(nn.Module):
     where a cell is, and a caption that lists objects left to right needs to know.
     """
 
-    def __init__(self, channels=(32, 64, 64), depth=1, positions=True):
+    def __init__(self, channels=(16, 32, 32), depth=1, positions=True):
         super().__init__()
         c1, c2, c3 = channels
         layers = [nn.Conv2d(3, c1, 4, stride=2, padding=1), nn.BatchNorm2d(c1), nn.ReLU(),
@@ -146,27 +146,35 @@ class AttentionCaptioner(nn.Module):
     """Show, Attend and Tell on a grid: at every word the decoder chooses where to look.
 
     Step t scores every location i of the grid V (N, L, D) from the previous hidden state,
-    e_ti = w . tanh(V_i W_v + h_(t-1) W_h) + b, and turns the scores into attention alpha_t = softmax_i(e_t).
+    e_ti = w . tanh(V_i W_v + h_(t-1) W_h + c_ti u + p_ti u') + b, and turns the scores into attention
+    alpha_t = softmax_i(e_t). Two numbers per location remember where the decoder has looked: c_ti, the
+    attention location i received at all the steps before t (its "coverage"), and p_ti, what it received at
+    step t - 1. A caption lists its objects left to right, so the next object is the leftmost one not yet
+    looked at, and an object's shape word looks where its colour word did: both are easy to read from these
+    two maps and hard to keep in h. With `coverage=False` both are left out and the scores are the paper's.
     What the decoder reads from the image depends on `attention`:
       "soft": the expectation z_t = sum_i alpha_ti V_i (differentiable);
       "hard": one sampled location, z_t = V_s with s ~ alpha_t while training (its argmax when not);
-      "gumbel": the straight-through Gumbel-softmax sample, one-hot forward, soft gradient (argmax when not training).
+      "gumbel": the straight-through Gumbel-softmax sample, one-hot forward, soft gradient (argmax when not
+      training).
     A gate beta_t = sigmoid(f_beta(h_(t-1))) scales z_t; the LSTM reads [word embedding, beta_t z_t] and the
-    scores for the next word come from [h_t, beta_t z_t]. The initial state is computed from the mean of V,
-    as in the paper.
+    scores for the next word come from [h_t, beta_t z_t]. The initial h and c are computed from the mean of
+    V, as in the paper.
 
-    `decode` returns everything (scores, state and a record of the attention); `step` and `start` follow the
-    protocol of `Captioner` (state = (h, c), each (1, N, H)), so `utils.captioning`'s greedy decoding and
-    beam search drive this model unchanged.
+    The decoder's state is (h, c, covered, previous), each (1, N, ...). `decode` returns everything (scores,
+    state and a record of the attention); `start` and `step` follow the protocol of `Captioner`, so
+    `utils.captioning`'s greedy decoding and beam search drive this model unchanged.
     """
 
     ATTENTION = ("soft", "hard", "gumbel")
 
-    def __init__(self, vocab_size, attention="soft", embed=32, hidden=192, attend=64, tau=1.0, **grid):
+    def __init__(self, vocab_size, attention="soft", embed=32, hidden=128, attend=32, tau=1.0, coverage=True,
+                 **grid):
         super().__init__()
         if attention not in self.ATTENTION:
             raise ValueError(f"attention must be one of {self.ATTENTION}; got {attention!r}.")
         self.attention, self.tau, self.cell = attention, tau, "lstm"
+        self.att_c = nn.Parameter(torch.zeros(2, attend)) if coverage else None
         self.encoder = GridEncoder(**grid)
         D = self.encoder.features
         self.embed = nn.Embedding(vocab_size, embed)
@@ -181,12 +189,17 @@ class AttentionCaptioner(nn.Module):
         """Encode the images: returns (V (N, L, D), state) to begin decoding with."""
         V = self.encoder(images)
         h, c = self.init(V.mean(dim=1)).tanh().chunk(2, dim=1)
-        return V, (h[None], c[None])
+        return V, (h[None], c[None], V.new_zeros(1, *V.shape[:2]), V.new_zeros(1, *V.shape[:2]))
 
-    def scores(self, V, h, projected=None):
-        """Attention scores e (N, L) of every location for hidden states h (N, H)."""
+    def scores(self, V, h, projected=None, covered=None, previous=None):
+        """Attention scores e (N, L) of every location for hidden states h (N, H), the attention each location
+        has received so far, covered (N, L), and at the previous word, previous (N, L)."""
         projected = self.att_v(V) if projected is None else projected
-        return self.att_w(torch.tanh(projected + self.att_h(h)[:, None])).squeeze(2)
+        pre = projected + self.att_h(h)[:, None]
+        if self.att_c is not None and covered is not None:
+            pre = torch.addcmul(pre, covered[:, :, None], self.att_c[0])  # + covered * u, in one pass
+            pre = torch.addcmul(pre, previous[:, :, None], self.att_c[1])
+        return self.att_w(torch.tanh(pre)).squeeze(2)
 
     def decode(self, V, words, state, attention=None, sample=None):
         """Teacher-forced decoding of words (N, T) from state.
@@ -199,12 +212,12 @@ class AttentionCaptioner(nn.Module):
         """
         attention = attention or self.attention
         sample = self.training if sample is None else sample
-        h, c = (s[0] for s in state)
+        h, c, covered, previous = (s[0] for s in state)
         x = self.embed(words)
         projected = self.att_v(V)
-        out, record = [], {"alpha": [], "beta": [], "chosen": [], "log_prob": [], "entropy": []}
+        out, record = [], {"alpha": [], "log_alpha": [], "beta": [], "chosen": [], "log_prob": []}
         for t in range(words.shape[1]):
-            e = self.scores(V, h, projected)
+            e = self.scores(V, h, projected, covered, previous)
             log_alpha = e.log_softmax(dim=1)
             alpha = log_alpha.exp()
             if attention == "soft":
@@ -217,15 +230,17 @@ class AttentionCaptioner(nn.Module):
                 record["chosen"].append(chosen[:, 0])
                 record["log_prob"].append(log_alpha.gather(1, chosen)[:, 0])
             z = torch.bmm(weights[:, None], V)[:, 0]
+            covered, previous = covered + weights, weights
             beta = torch.sigmoid(self.gate(h))
             z = beta * z
             h, c = self.rnn(torch.cat([x[:, t], z], dim=1), (h, c))
-            out.append(self.head(torch.cat([h, z], dim=1)))
+            out.append(torch.cat([h, z], dim=1))
             record["alpha"].append(alpha)
+            record["log_alpha"].append(log_alpha)
             record["beta"].append(beta[:, 0])
-            record["entropy"].append(-(alpha * log_alpha).sum(dim=1))
         record = {k: torch.stack(v, dim=1) for k, v in record.items() if v}
-        return torch.stack(out, dim=1), (h[None], c[None]), record
+        record["entropy"] = -(record["alpha"] * record.pop("log_alpha")).sum(dim=2)
+        return self.head(torch.stack(out, dim=1)), (h[None], c[None], covered[None], previous[None]), record
 
     def step(self, V, words, state):
         """Scores for the word after each of words (N, T), continuing from state (the Captioner protocol)."""

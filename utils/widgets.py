@@ -152,12 +152,12 @@ def caption_browser(images, references, predict, next_words):
                                                              description="image", continuous_update=False))
 
 
-def attention_explorer(images, explain, n_images=None):
+def attention_explorer(images, explain, max_words, n_images=None):
     """Where each model looked while saying each word of its own caption, models side by side.
 
     explain: {model name: fn(index) -> (words, alphas (len(words), L), chosen)}, with chosen the cells a hard
-    model attended to (or None). A slider moves through the words (past the end of a shorter caption the
-    last word stays), another through the images.
+    model attended to (or None). A slider moves through the words, up to max_words (past the end of a shorter
+    caption its last word stays), another through the images (the first n_images; all by default).
     """
     from . import plots
 
@@ -184,5 +184,5 @@ def attention_explorer(images, explain, n_images=None):
     n = len(images) if n_images is None else n_images
     return widgets.interactive(
         show,
-        word=widgets.IntSlider(value=0, min=0, max=16, description="word", continuous_update=False),
+        word=widgets.IntSlider(value=0, min=0, max=max_words, description="word", continuous_update=False),
         image=widgets.IntSlider(value=0, min=0, max=n - 1, description="image", continuous_update=False))
