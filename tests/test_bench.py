@@ -17,3 +17,14 @@ def test_bench_sections_run_and_format():
     assert all(r["value"] > 0 for r in result["shape_world"])
     assert "numpy vs torch" in table and "torch LSTM" in table and "solutions/x.ipynb" in table
     assert "draw 10,000 scenes" in table and "attention captioner" in table
+
+
+def test_a_notebook_is_timed_as_a_learner_runs_it(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    path = tmp_path / "01_tiny.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("from utils.train import FAST\nassert FAST")]), path)
+    seconds, status = bench.run_notebook(path, fast=True, timeout=120)
+    assert status == "ok" and seconds > 0
+    assert bench.run_notebook(path, fast=False, timeout=120)[1] == "raised"

@@ -108,6 +108,13 @@ def test_correct_variants_pass(name, fn):
 # ---- wrong implementations ----------------------------------------------------------------------
 
 
+def _embed_backward_buffered(dout, cache):
+    x, shape = cache
+    dW = np.zeros(shape)
+    dW[x] += dout
+    return dW
+
+
 def _embed_backward_mean(dout, cache):
     x, shape = cache
     dW = layers.word_embedding_backward(dout, cache)
@@ -153,7 +160,7 @@ WRONG = {
         "plus one": lambda x, W: (W[x] + 1, None),
     },
     "word_embedding_backward": {
-        "buffered": checks._buffered_add,
+        "buffered": _embed_backward_buffered,
         "mean over repeats": _embed_backward_mean,
         "transposed": lambda dout, cache: layers.word_embedding_backward(dout, cache).T,
     },
@@ -162,8 +169,9 @@ WRONG = {
         "bias twice": lambda x, w, b: (x @ w + 2 * b, (x, w)),
     },
     "temporal_affine_backward": {
-        "first example only": checks._affine_backward_variant(time_only=True),
-        "last step only": checks._affine_backward_variant(batch_only=True),
+        "first example only": lambda dout, cache: (dout @ cache[1].T, cache[0][0].T @ dout[0], dout[0].sum(axis=0)),
+        "last step only": lambda dout, cache: (dout @ cache[1].T, cache[0][:, -1].T @ dout[:, -1],
+                                               dout[:, -1].sum(axis=0)),
         "db per step": lambda dout, cache: (dout @ cache[1].T, layers.temporal_affine_backward(dout, cache)[1],
                                             dout.sum(axis=0)),
     },

@@ -85,6 +85,10 @@ def mapping_numpy_arrays(Wx, Wh, b):
             "bias_hh_l0": np.zeros_like(b)}
 
 
+def mapping_from_numpy(Wx, Wh, b):
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in mapping_numpy_arrays(Wx, Wh, b).items()}
+
+
 CORRECT = {
     "clip_grad_norm": [gates.clip_grad_norm, clip_flat],
     "lstm_step_forward": [gates.lstm_step_forward, lstm_step_separate],
@@ -92,7 +96,7 @@ CORRECT = {
     "lstm_forward": [gates.lstm_forward, lstm_forward_steps],
     "lstm_backward": [gates.lstm_backward, lstm_backward_steps],
     "gru_step_forward": [gates.gru_step_forward, gru_separate],
-    "lstm_to_torch": [check.get("lstm_to_torch").reference, mapping_two_biases, mapping_numpy_arrays],
+    "lstm_to_torch": [check.get("lstm_to_torch").reference, mapping_two_biases, mapping_from_numpy],
 }
 
 
@@ -188,10 +192,12 @@ WRONG = {
                                              "bias_ih_l0": torch.tensor(b), "bias_hh_l0": torch.tensor(0 * b)},
         "our gate order": lambda Wx, Wh, b: {"weight_ih_l0": torch.tensor(Wx.T), "weight_hh_l0": torch.tensor(Wh.T),
                                              "bias_ih_l0": torch.tensor(b), "bias_hh_l0": torch.tensor(0 * b)},
-        "bias twice": lambda Wx, Wh, b: {**mapping_numpy_arrays(Wx, Wh, b),
-                                         "bias_hh_l0": mapping_numpy_arrays(Wx, Wh, b)["bias_ih_l0"]},
-        "missing biases": lambda Wx, Wh, b: {k: v for k, v in mapping_numpy_arrays(Wx, Wh, b).items() if "weight" in k},
+        "bias twice": lambda Wx, Wh, b: {**mapping_from_numpy(Wx, Wh, b),
+                                         "bias_hh_l0": mapping_from_numpy(Wx, Wh, b)["bias_ih_l0"]},
+        "missing biases": lambda Wx, Wh, b: {k: v for k, v in mapping_from_numpy(Wx, Wh, b).items() if "weight" in k},
         "a list": lambda Wx, Wh, b: list(mapping_numpy_arrays(Wx, Wh, b).values()),
+        "numpy arrays": mapping_numpy_arrays,
+        "float32 tensors": lambda Wx, Wh, b: {k: v.float() for k, v in mapping_from_numpy(Wx, Wh, b).items()},
     },
 }
 

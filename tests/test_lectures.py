@@ -6,9 +6,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from utils import check
-from utils.lectures import ROOT, _stub, expected_lectures, make_lecture
+from utils.lectures import ROOT, _stub, expected_lectures, grade_cells, make_lecture, normalise, render
 
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 
@@ -74,3 +75,39 @@ def test_generator_writes_and_prunes(tmp_path):
     (tmp_path / "lectures" / "99_stale.ipynb").write_text("{}", encoding="utf-8")
     main(tmp_path)
     assert [p.name for p in (tmp_path / "lectures").iterdir()] == [source.name]
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solutions_carry_nbgrader_metadata(path):
+    assert path.read_text(encoding="utf-8") == render(normalise(nbformat.read(path, as_version=4))), \
+        f"{path.name} lacks its nbgrader metadata: run `make lectures`"
+
+
+def test_solution_and_check_cells_get_nbgrader_metadata_and_other_cells_lose_it():
+    nb = new_notebook(cells=[
+        new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION"),
+        new_code_cell('f = check("f", f)'),
+        new_code_cell("check.run('f', f)\nx = 1"),
+        new_markdown_cell("Why?\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION"),
+        new_code_cell('g = check("g", g)'),
+    ])
+    nb.cells[2].metadata["nbgrader"] = {"grade": True, "grade_id": "stale", "points": 1}
+    nb.cells[4].metadata["nbgrader"] = {"points": 3}  # an instructor's weight is kept
+    meta = [c.metadata.get("nbgrader") for c in grade_cells(nb).cells]
+    assert meta[0] == {"grade": False, "grade_id": "solution_f", "locked": False, "schema_version": 3,
+                       "solution": True, "task": False}
+    assert meta[1] == {"grade": True, "grade_id": "check_f", "locked": True, "points": 1, "schema_version": 3,
+                       "solution": False, "task": False}
+    assert meta[2] is None  # check.run is not a check cell
+    assert meta[3]["solution"] and meta[3]["grade"] and meta[3]["points"] == 1  # nbgrader grades answers by hand
+    assert meta[3]["grade_id"] == f"solution_{nb.cells[3].id}"
+    assert meta[4]["points"] == 3
+
+
+@pytest.mark.parametrize("source, message", [
+    ('a = check("a", a)\nb = check("b", b)', "each check"),
+    ('def a():\n    ### BEGIN SOLUTION\n    pass\n    ### END SOLUTION\na = check("a", a)', "a cell of its own"),
+])
+def test_cells_nbgrader_could_not_score_one_exercise_at_a_time_are_refused(source, message):
+    with pytest.raises(ValueError, match=message):
+        grade_cells(new_notebook(cells=[new_code_cell(source)]))

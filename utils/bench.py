@@ -190,16 +190,64 @@ def shape_world(seconds):
     return rows
 
 
+def run_notebook(path, fast, timeout):
+    """(seconds, status) of one notebook run top to bottom in a fresh kernel as a learner runs it: in this
+    environment, checks in the kernel, no sandbox (grading's own cost is measured by `grading_times`)."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="course-bench-") as tmp:
+        copy = Path(tmp) / path.name
+        shutil.copyfile(path, copy)
+        env = {**os.environ, "COURSE_FAST": "1" if fast else "0", "MPLBACKEND": "Agg",
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run([sys.executable, "-m", "utils.check.execute", str(copy), str(timeout)], cwd=tmp,
+                                  env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return time.perf_counter() - start, "timeout"
+        seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        return seconds, "crashed"
+    return seconds, "raised" if json.loads(proc.stdout.strip().splitlines()[-1])["errors"] else "ok"
+
+
 def notebook_times(timeout):
     """Wall time of each solutions notebook (full) and each lecture (fast mode), kernel start included."""
-    from .check.cli import check_notebook
-
     rows = []
     for folder, fast in (("solutions", False), ("lectures", True)):
         for path in sorted((ROOT / folder).glob("*.ipynb")):
-            report = check_notebook(path, timeout=timeout, fast=fast)
+            seconds, status = run_notebook(path, fast, timeout)
             rows.append({"notebook": f"{folder}/{path.name}", "mode": "fast" if fast else "full",
-                         "seconds": report["seconds"], "status": report["status"]})
+                         "seconds": seconds, "status": status})
+    return rows
+
+
+def grading_times(copies, timeout):
+    """What the sandboxed judge costs: lecture 01 run as a learner runs it, graded with and without the sandbox,
+    and `copies` copies of it graded two at a time (the class-set case of `python -m utils.check --jobs 2`)."""
+    import shutil
+    import tempfile
+
+    lecture = ROOT / "lectures" / "01_rnn_recurrence_and_hello.ipynb"
+    rows = [{"what": "lecture 01 run directly (a learner's kernel)",
+             "seconds": run_notebook(lecture, True, timeout)[0]}]
+    with tempfile.TemporaryDirectory(prefix="course-bench-") as tmp:
+        for label, extra in (("graded in the sandbox", []), ("graded without the sandbox", ["--no-sandbox"])):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "utils.check", str(lecture), "--jobs", "1", *extra], cwd=ROOT,
+                           capture_output=True, timeout=timeout)
+            rows.append({"what": f"lecture 01 {label}", "seconds": time.perf_counter() - start})
+        folder = Path(tmp) / "class"
+        folder.mkdir()
+        for k in range(copies):
+            shutil.copyfile(lecture, folder / f"01_student{k:02d}.ipynb")
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "utils.check", str(folder), "--jobs", "2"], cwd=ROOT,
+                       capture_output=True, timeout=timeout * copies)
+        rows.append({"what": f"{copies} copies of lecture 01 graded with --jobs 2",
+                     "seconds": time.perf_counter() - start})
     return rows
 
 
@@ -226,6 +274,8 @@ def format_tables(result):
     lines += [f"  {r['model']:<48} {r['chars_per_s']:>10,.0f}" for r in result["char_lm"]]
     lines += ["", "shape world and captioning"]
     lines += [f"  {r['what']:<55} {r['value']:>10,.1f} {r['unit']}" for r in result["shape_world"]]
+    lines += ["", "grading (python -m utils.check)"]
+    lines += [f"  {r['what']:<55} {r['seconds']:>10,.1f} s" for r in result.get("grading", [])]
     return "\n".join(lines)
 
 
@@ -245,6 +295,7 @@ def main(argv=None):
         "layers": _in_child("layers", args.quick),
         "char_lm": _in_child("char_lm", args.quick),
         "shape_world": shape_world(1.0 if args.quick else 10.0),
+        "grading": grading_times(2 if args.quick else 10, timeout=600),
     }
     print(format_tables(result))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

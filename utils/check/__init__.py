@@ -5,8 +5,11 @@ In a notebook::
     from utils import check
     rnn_step_forward = check("rnn_step_forward", rnn_step_forward)   # shows a pass/fail box
 
-`check(name, fn)` returns `fn` once it passes and the reference implementation until then.
-`check.run(name, fn)` returns a Result (`.passed`, `.message`) and shows nothing.
+`check(name, fn)` returns `fn` once it passes and the reference implementation until then. A backward
+pass is checked with the forward whose cache it reads, and the pair comes back:
+`forward, backward = check("name", backward, forward=forward)`.
+`check.run(name, fn, seed=None, forward=None)` returns a Result (`.passed`, `.message`) and shows nothing;
+the seed a failure prints replays exactly that case.
 `check.EXERCISES` names every exercise. From the shell: `python -m utils.check NOTEBOOK...`.
 """
 
@@ -25,8 +28,8 @@ __all__ = ["EXERCISES", "Result", "exercises", "get", "run"]
 class _CallableModule(types.ModuleType):
     """Lets the module itself be called, so notebooks write `check("name", fn)`."""
 
-    def __call__(self, name, fn):
-        return _check(name, fn)
+    def __call__(self, name, fn, forward=None):
+        return _check(name, fn, forward=forward)
 
 
 sys.modules[__name__].__class__ = _CallableModule

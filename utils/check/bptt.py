@@ -3,10 +3,10 @@
 import numpy as np
 
 from .. import charrnn, layers
-from .battery import backward_gradient_test, call_checked, describe_inputs, returns, value_test
-from .compare import Failure, assert_close
-from .core import Exercise, LearnerError, call_learner, register
-from .rnn_basics import _rnn_args
+from .battery import backward_test, call, describe_inputs, returns
+from .compare import Failure, compare_outputs, kind
+from .core import Exercise, LearnerError, register
+from .rnn_basics import _generator, _rnn_args
 
 NB = "02"
 STEP_GRADS = ("dx", "dprev_h", "dWx", "dWh", "db")
@@ -15,30 +15,34 @@ SEQ_GRADS = ("dx", "dh0", "dWx", "dWh", "db")
 
 # --- rnn_step_backward ---------------------------------------------------------------------------
 
-def _step_backward_args(rng):
-    inputs = _rnn_args(step=True)(rng)
-    next_h, cache = layers.rnn_step_forward(*inputs.values())
-    return {"dnext_h": rng.standard_normal(next_h.shape), "cache": cache}
+def _step_variant(da_of=lambda d, p, h: d * (1 - h**2), dWh_of=None, db_of=None, dprev=True):
+    """A wrong rnn_step_backward, written from the forward's inputs: da_of(dnext_h, prev_h, next_h) is the
+    pre-activation's gradient; dWh_of(da, prev_h), db_of(da) replace those gradients."""
 
-
-def _step_variant(da_of, dWh_of=None):
-    """A wrong rnn_step_backward: da_of(dnext_h, prev_h, next_h) for the pre-activation's gradient."""
-
-    def wrong(dnext_h, cache):
-        x, prev_h, Wx, Wh, next_h = cache
+    def wrong(inputs, ups):
+        x, prev_h, Wx, Wh, b = inputs.values()
+        (dnext_h,) = ups
+        next_h = np.tanh(x @ Wx + prev_h @ Wh + b)
         da = da_of(dnext_h, prev_h, next_h)
         dWh = dWh_of(da, prev_h) if dWh_of else prev_h.T @ da
-        return da @ Wx.T, da @ Wh.T, x.T @ da, dWh, da.sum(axis=0)
+        db = db_of(da) if db_of else da.sum(axis=0)
+        return da @ Wx.T, da @ Wh.T if dprev else np.zeros_like(prev_h), x.T @ da, dWh, db
 
     return wrong
 
 
+def _step_backward_test(**kw):
+    return backward_test(_rnn_args(step=True, **kw), ("next_h",), ("dnext_h",), STEP_GRADS)
+
+
 register(Exercise(
-    "rnn_step_backward", NB, layers.rnn_step_backward,
+    "rnn_step_backward", NB, layers.rnn_step_backward, forward=layers.rnn_step_forward,
+    forward_name="rnn_step_forward",
     tests=[
-        ("values against the reference", value_test(_step_backward_args, returns(*STEP_GRADS), 1e-7)),
-        ("against numerical gradients", backward_gradient_test(
-            layers.rnn_step_forward, _rnn_args(step=True), STEP_GRADS)),
+        ("values against the reference", _step_backward_test()),
+        ("batch of one (N=1)", _step_backward_test(N=1)),
+        ("against numerical gradients", backward_test(_rnn_args(step=True), ("next_h",), ("dnext_h",), STEP_GRADS,
+                                                      numeric=True)),
     ],
     mistakes=[
         (_step_variant(lambda d, p, h: d),
@@ -49,47 +53,53 @@ register(Exercise(
          "The tanh derivative uses prev_h; it must use this step's output: 1 - next_h**2."),
         (_step_variant(lambda d, p, h: d * h * (1 - h)),
          "That is the sigmoid's derivative; tanh's is 1 - next_h**2."),
-        (_step_variant(lambda d, p, h: d * (1 - h**2), dWh_of=lambda da, p: da.T @ p),
+        (_step_variant(dWh_of=lambda da, p: da.T @ p),
          "dWh is transposed: Wh maps prev_h (rows) to the pre-activation, so dWh = prev_h.T @ da."),
+        (_step_variant(db_of=lambda da: da.mean(axis=0)),
+         "db is a mean over the batch; like the loss, it must be the sum over the batch: da.sum(axis=0)."),
+        (_step_variant(dprev=False),
+         "dprev_h is missing: the previous state reaches the pre-activation through Wh, so dprev_h = da @ Wh.T."),
     ],
 ))
 
 
 # --- rnn_backward --------------------------------------------------------------------------------
 
-def _backward_args(T=None):
-    def make(rng):
-        inputs = _rnn_args(T=T)(rng)
-        h, caches = layers.rnn_forward(*inputs.values())
-        return {"dh": rng.standard_normal(h.shape), "caches": caches}
+def _seq_variant(upstream="both", accumulate=True, forwards=False, db_mean=False, dh0=True):
+    """A wrong rnn_backward from the forward's inputs: upstream "own" drops the gradient from the future,
+    "future" drops dh[:, t]; forwards walks t = 0..T-1; db_mean averages db over time."""
 
-    return make
-
-
-def _seq_variant(upstream="both", accumulate=True):
-    """A wrong rnn_backward: upstream "own" drops the gradient from the future, "future" drops dh[:, t]."""
-
-    def wrong(dh, caches):
+    def wrong(inputs, ups):
+        (dh,) = ups
+        _, caches = layers.rnn_forward(*inputs.values())
         N, T, H = dh.shape
-        dx = np.empty((N, T, caches[0][0].shape[1]))
-        sums = [np.zeros_like(caches[0][2]), np.zeros_like(caches[0][3]), np.zeros(H)]
+        dx = np.empty((N, T, inputs["x"].shape[2]))
+        sums = [np.zeros_like(inputs["Wx"]), np.zeros_like(inputs["Wh"]), np.zeros(H)]
         dprev = np.zeros((N, H))
-        for t in reversed(range(T)):
+        for t in (range(T) if forwards else reversed(range(T))):
             g = {"both": dh[:, t] + dprev, "own": dh[:, t],
                  "future": dprev + (dh[:, t] if t == T - 1 else 0)}[upstream]
             dx[:, t], dprev, *step = layers.rnn_step_backward(g, caches[t])
             sums = [s + d for s, d in zip(sums, step, strict=True)] if accumulate else step
-        return (dx, dprev, *sums)
+        if db_mean:
+            sums[2] = sums[2] / T
+        return (dx, dprev if dh0 else np.zeros((N, H)), *sums)
 
     return wrong
 
 
+def _seq_backward_test(numeric=False, **kw):
+    return backward_test(_rnn_args(**kw), ("h",), ("dh",), SEQ_GRADS, numeric=numeric)
+
+
 register(Exercise(
-    "rnn_backward", NB, layers.rnn_backward,
+    "rnn_backward", NB, layers.rnn_backward, forward=layers.rnn_forward, forward_name="rnn_forward",
+    uses=("rnn_step_backward",),
     tests=[
-        ("values against the reference", value_test(_backward_args(), returns(*SEQ_GRADS), 1e-7)),
-        ("one time step (T=1)", value_test(_backward_args(T=1), returns(*SEQ_GRADS), 1e-7)),
-        ("against numerical gradients", backward_gradient_test(layers.rnn_forward, _rnn_args(), SEQ_GRADS)),
+        ("values against the reference", _seq_backward_test()),
+        ("one time step (T=1)", _seq_backward_test(T=1)),
+        ("batch of one (N=1)", _seq_backward_test(N=1)),
+        ("against numerical gradients", _seq_backward_test(numeric=True)),
     ],
     mistakes=[
         (_seq_variant(accumulate=False),
@@ -100,159 +110,189 @@ register(Exercise(
         (_seq_variant(upstream="future"),
          "Only the last step receives its upstream gradient; every h[:, t] feeds a loss of its own, so "
          "step t gets dh[:, t] + the gradient flowing back from step t + 1."),
+        (_seq_variant(forwards=True),
+         "Your loop walks forwards in time. Backpropagation starts at the last step, t = T - 1, and walks back "
+         "to t = 0, since step t needs the gradient that came back from step t + 1: for t in reversed(range(T))."),
+        (_seq_variant(db_mean=True),
+         "db is averaged over time; a shared weight's gradient is the sum of its per-step gradients."),
+        (_seq_variant(dh0=False),
+         "dh0 is missing: it is the gradient that comes back out of step 0, the dprev_h of the last step you "
+         "compute."),
     ],
 ))
 
 
 # --- truncated BPTT ------------------------------------------------------------------------------
 
-class _Recorder:
-    """The loss function handed to the loop: it records every call and, once `expected` is known,
-    stops the learner's loop at the first chunk that differs, so the check can say which one."""
+class _Loop:
+    """The loss_fn and step handed to a training loop, around one seeded model.
 
-    def __init__(self, expected=None, T=None, L=None):
-        self.calls, self.expected, self.T, self.L = [], expected, T, L
+    Records every chunk the loop feeds loss_fn, with the number of optimiser steps made before it and the
+    h_last handed back. Given the reference's chunks, it stops the learner's loop at the first thing
+    that differs, so the check can say which chunk went wrong and why.
+    """
 
-    def __call__(self, params, x, y, h):
-        self.calls.append(tuple(np.array(a) for a in (x, y, h)))
+    def __init__(self, seed, V, H, T, L, expected=None):
+        from ..train import Adam
+
+        self.params = charrnn.init_params(V, H, np.random.default_rng(seed))
+        self.opt = Adam(self.params, lr=0.05)
+        self.T, self.L, self.expected = T, L, expected
+        self.calls, self.returned, self.steps = [], [], 0
+
+    def loss_fn(self, params, x, y, h):
+        if params is not self.params:
+            raise Failure("loss_fn was not given the params dict your function received.",
+                          "Pass `params` itself to loss_fn: step(grads) updates that dict in place.")
+        self.calls.append(tuple(np.array(a) for a in (x, y, h)) + (self.steps,))
         if self.expected is not None:
-            problem = _chunk_problem(self.calls, self.expected, self.T, self.L, finished=False)
+            problem = self.problem(finished=False)
             if problem:
                 raise problem
-        return charrnn.char_rnn_loss(params, *self.calls[-1])
+        loss, grads, h_last = charrnn.char_rnn_loss(self.params, *self.calls[-1][:3])
+        self.returned.append(h_last)
+        return loss, grads, h_last
+
+    def step(self, grads):
+        self.steps += 1
+        self.opt.step(grads)
+
+    def problem(self, finished=True):
+        """A Failure naming the first chunk that differs from the expected ones, or None."""
+        T, L, expected = self.T, self.L, self.expected
+        too_many = Failure(
+            f"loss_fn was called {len(self.calls)}{'' if finished else ' or more'} times; with data of length "
+            f"L={L} and T={T} there are {len(expected)} full chunks.",
+            "Use only full chunks: a chunk starting at s needs data up to column s + T (the last target), so "
+            "`for s in range(0, L - T, T)`.")
+        if len(self.calls) > len(expected):
+            return too_many
+        for k, ((x, y, h, steps), (ex, ey, eh, _)) in enumerate(zip(self.calls, expected, strict=False)):
+            if x.shape != ex.shape or not np.array_equal(x, ex):
+                return Failure(
+                    f"Chunk {k} fed the wrong inputs x (shape {x.shape}; expected data[:, {k * T}:{k * T + T}], "
+                    f"shape {ex.shape}).", "Chunk k covers columns k*T to k*T + T of the data, without overlap.")
+            if y.shape != ey.shape or not np.array_equal(y, ey):
+                return Failure(
+                    f"Chunk {k} fed the wrong targets y (shape {y.shape}; expected data[:, {k * T + 1}:"
+                    f"{k * T + T + 1}], shape {ey.shape}).",
+                    "The target at each position is the next character: y is x shifted left by one. The last "
+                    "chunk must be full too: its final target is the character after its final input.")
+            if steps != k:
+                return Failure(
+                    f"When chunk {k} began, step(grads) had been called {steps} time{'s' if steps != 1 else ''}; "
+                    f"it should have been called {k} time{'s' if k != 1 else ''}, once after each earlier chunk.",
+                    "Call step(grads) exactly once per chunk, right after that chunk's loss_fn: every chunk "
+                    "updates the weights before the next one is read.")
+            want = eh if k == 0 else self.returned[k - 1]
+            if h.shape != want.shape or not np.allclose(h, want, rtol=1e-9, atol=1e-12):
+                if k == 0:
+                    return Failure("Chunk 0 did not start from h0.", "Start the first chunk from the h0 you are given.")
+                zero = h.shape == want.shape and np.allclose(h, 0)
+                return Failure(
+                    f"Chunk {k} did not start from the h_last that loss_fn returned for chunk {k - 1}"
+                    f"{' (it started from zeros)' if zero else ''}.",
+                    "Carry the hidden state across chunks: each chunk starts from the h_last the previous chunk's "
+                    "loss_fn returned. Truncation cuts the gradient at the boundary, not the state.")
+        if finished and len(self.calls) != len(expected):
+            return too_many
+        if finished and self.steps != len(self.calls):
+            return Failure(f"step(grads) was called {self.steps} times for {len(self.calls)} chunks.",
+                           "Call step(grads) once per chunk, right after loss_fn, so every chunk updates the weights.")
+        return None
 
 
-def _tbptt_setup(rng):
-    N, V, H, T = int(rng.integers(2, 5)), int(rng.integers(4, 8)), int(rng.integers(4, 8)), int(rng.integers(3, 6))
-    L = T * int(rng.integers(3, 6)) + int(rng.integers(1, T + 1))  # a partial chunk at the end, sometimes empty
-    seed = int(rng.integers(1 << 30))
-    data = rng.integers(0, V, (N, L))
-    return seed, V, H, T, data, rng.uniform(-0.5, 0.5, (N, H))
+def _tbptt_test(L_of=None):
+    """Train the same seeded model with the learner's loop and the reference; chunks, steps, state, losses and
+    the final weights must agree. L_of(T, rng) fixes the data's length (default: random)."""
 
+    def test(trial):
+        rng = trial.rng
+        N, V, H, T = int(rng.integers(2, 5)), int(rng.integers(4, 8)), int(rng.integers(4, 8)), int(rng.integers(3, 6))
+        L = L_of(T, rng) if L_of else T * int(rng.integers(3, 6)) + int(rng.integers(1, T + 1))
+        seed = int(rng.integers(1 << 30))
+        data, h0 = rng.integers(0, V, (N, L)), rng.uniform(-0.5, 0.5, (N, H))
+        reference = _Loop(seed, V, H, T, L)
+        ref = trial.exercise.reference(reference.loss_fn, reference.params, data.copy(), T, reference.step, h0.copy())
+        loop = _Loop(seed, V, H, T, L, expected=reference.calls)
+        inputs = {"data": data, "T": T, "h0": h0}
+        try:
+            try:
+                got = call(trial.fn, {"loss_fn": loop.loss_fn, "params": loop.params, "data": data, "T": T,
+                                      "step": loop.step, "h0": h0}, keep=("loss_fn", "params", "step"))
+            except LearnerError as err:
+                if isinstance(err.exc, Failure):  # the loop was stopped at a wrong chunk
+                    raise err.exc from None
+                raise
+            problem = loop.problem()
+            if problem:
+                raise problem
+            out = returns("losses", "h")(got)
+            compare_outputs({"losses": ref[0], "h": ref[1]}, out, 1e-6)
+            compare_outputs({f"params[{k!r}] after training": v for k, v in reference.params.items()},
+                            {f"params[{k!r}] after training": v for k, v in loop.params.items()}, 1e-6)
+        except Failure as f:
+            f.message += f"\nInputs: {describe_inputs(inputs)}"
+            raise
 
-def _run_tbptt(fn, recorder, seed, V, H, T, data, h0, learner):
-    """Train a fresh seeded model with fn; returns (result, final params, number of optimiser steps)."""
-    from ..train import Adam
-
-    params = charrnn.init_params(V, H, np.random.default_rng(seed))
-    opt, steps = Adam(params, lr=0.05), []
-
-    def step(grads):
-        steps.append(1)
-        opt.step(grads)
-
-    # no deep copies here (call_checked's), since loss_fn, params and step must stay linked
-    args = (recorder, params, data.copy(), T, step, h0.copy())
-    if not learner:
-        return fn(*args), params, len(steps)
-    try:
-        result = call_learner(fn, *args)
-    except LearnerError as err:
-        if isinstance(err.exc, Failure):  # the recorder stopped the loop at a wrong chunk
-            raise err.exc from None
-        raise
-    if not (np.array_equal(args[2], data) and np.array_equal(args[5], h0)):
-        raise Failure("Your function modified `data` or `h0` in place.", "Work on slices and new arrays instead.")
-    return result, params, len(steps)
-
-
-def _chunk_problem(calls, expected, T, L, finished=True):
-    """Compare the chunks the learner fed the loss with the expected ones; a Failure naming the first difference."""
-    too_many = Failure(
-        f"loss_fn was called {len(calls)}{'' if finished else ' or more'} times; with data of length L={L} and "
-        f"T={T} there are {len(expected)} full chunks.",
-        "Use only full chunks: a chunk starting at s needs data up to column s + T (the last target), so "
-        "`for s in range(0, L - T, T)`.")
-    if len(calls) > len(expected):
-        return too_many
-    for k, ((x, y, h), (ex, ey, eh)) in enumerate(zip(calls, expected, strict=False)):
-        if x.shape != ex.shape or not np.array_equal(x, ex):
-            return Failure(
-                f"Chunk {k} fed the wrong inputs x (shape {x.shape}; expected data[:, {k * T}:{k * T + T}], "
-                f"shape {ex.shape}).", "Chunk k covers columns k*T to k*T + T of the data, without overlap.")
-        if y.shape != ey.shape or not np.array_equal(y, ey):
-            return Failure(
-                f"Chunk {k} fed the wrong targets y (expected data[:, {k * T + 1}:{k * T + T + 1}]).",
-                "The target at each position is the next character: y is x shifted left by one.")
-        if h.shape != eh.shape or not np.allclose(h, eh, rtol=1e-6, atol=1e-9):
-            if k == 0:
-                return Failure("Chunk 0 did not start from h0.", "Start the first chunk from the h0 you are given.")
-            zero = np.allclose(h, 0)
-            return Failure(
-                f"Chunk {k} started from the wrong hidden state{' (zeros)' if zero else ''}.",
-                "Carry the hidden state across chunks: each chunk starts from the h_last the previous chunk's "
-                "loss_fn returned. Truncation cuts the gradient at the boundary, not the state.")
-    if finished and len(calls) != len(expected):
-        return too_many
-    return None
-
-
-def _tbptt_test(fn, ex):
-    """Train the same seeded model with the learner's loop and the reference; losses must agree."""
-    setup = _tbptt_setup(np.random.default_rng())
-    T, data = setup[3], setup[4]
-    reference = _Recorder()
-    ref, ref_params, ref_steps = _run_tbptt(ex.reference, reference, *setup, learner=False)
-    recorder = _Recorder(reference.calls, T, data.shape[1])
-    try:
-        got, params, n_steps = _run_tbptt(fn, recorder, *setup, learner=True)
-        problem = _chunk_problem(recorder.calls, reference.calls, T, data.shape[1])
-        if problem:
-            raise problem
-    except Failure as f:
-        f.message += f"\nInputs: {describe_inputs({'data': data, 'T': T, 'h0': setup[5]})}"
-        raise
-    if n_steps != ref_steps:
-        raise Failure(f"step(grads) was called {n_steps} times for {ref_steps} chunks.",
-                      "Call step(grads) once per chunk, right after loss_fn, so every chunk updates the weights.")
-    out = returns("losses", "h")(got)
-    assert_close("losses", out["losses"], ref[0], 1e-6)
-    assert_close("h", out["h"], ref[1], 1e-6)
-    for name, value in ref_params.items():
-        assert_close(f"params[{name!r}] after training", params[name], value, 1e-6)
+    return test
 
 
 register(Exercise(
     "truncated_bptt", NB, charrnn.truncated_bptt,
     tests=[
-        ("chunks, carried state and losses match the reference", _tbptt_test),
-        ("again, on new data", _tbptt_test),
+        ("chunks, carried state and losses match the reference", _tbptt_test()),
+        ("a partial chunk at the end is left out",
+         _tbptt_test(lambda T, rng: T * int(rng.integers(3, 6)) + T // 2 + 1)),
+        ("L a multiple of T: the last chunk has no target for its last step",
+         _tbptt_test(lambda T, rng: T * int(rng.integers(3, 6)))),
+        ("L = kT + 1: exactly k full chunks", _tbptt_test(lambda T, rng: T * int(rng.integers(3, 6)) + 1)),
     ],
 ))
 
 
 # --- temperature sampling ------------------------------------------------------------------------
 
-def _sample_checked(fn, scores, temperature, rng):
-    out = call_checked(fn, {"scores": scores, "temperature": temperature, "rng": rng})
-    if out is None:
-        raise Failure("Your function returned None; expected an (N,) array of indices.", "Did you forget `return`?")
-    out = np.asarray(out)
+def _sample_checked(trial, scores, temperature, rng):
+    out = call(trial.fn, {"scores": scores, "temperature": temperature, "rng": rng})
     N, V = scores.shape
-    if out.shape != (N,):
-        raise Failure(f"Expected an array of shape (N,) = ({N},), one index per row of scores; got {out.shape}.")
-    if not np.issubdtype(out.dtype, np.integer):
-        raise Failure(f"Expected integer indices; got dtype {out.dtype}.", "Convert with .astype(int).")
-    if out.min() < 0 or out.max() >= V:
-        raise Failure(f"Indices must lie in [0, {V}); got values from {out.min()} to {out.max()}.")
-    return out
+    if out is None:
+        raise Failure(f"Your function returned None; expected an array of shape (N,) = ({N},).",
+                      "Did you forget `return`?")
+    if type(out) is not np.ndarray or out.shape != (N,):
+        hint = ("One index per row as a 1-D array: drop the last axis (.ravel(), or [:, 0])."
+                if type(out) is np.ndarray and out.shape == (N, 1) else
+                "Draw one index per row and return them as one numpy array (np.array(list_of_indices)).")
+        raise Failure(f"Expected a numpy array of shape (N,) = ({N},), one index per row of scores; got {kind(out)}.",
+                      hint)
+    arr = out
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise Failure(f"Expected integer indices; got dtype {arr.dtype}.", "Convert with .astype(int).")
+    if arr.min() < 0 or arr.max() >= V:
+        raise Failure(f"Indices must lie in [0, {V}); got values from {arr.min()} to {arr.max()}.")
+    return arr
 
 
 def _frequency_test(temperature, n=20_000, z_max=5.5):
     """Each index's frequency over n identical rows must match softmax(scores / T) (z-score per index)."""
 
-    def test(fn, ex):
-        rng = np.random.default_rng()
+    def test(trial):
+        rng = trial.rng
         V = 5
         while True:
             row = rng.standard_normal(V) * 1.5
             p = layers.softmax(row / temperature)
             if p.min() > 0.01:
                 break
-        got = _sample_checked(fn, np.tile(row, (n, 1)), temperature, np.random.default_rng())
+        got = _sample_checked(trial, np.tile(row, (n, 1)), temperature, _generator(trial))
         counts = np.bincount(got, minlength=V)
         z = (counts - n * p) / np.sqrt(n * p * (1 - p))
         worst = int(np.argmax(np.abs(z)))
+        if abs(z[worst]) > z_max and len(set(got.tolist())) == 1:
+            raise Failure(f"At temperature {temperature}, all {n} rows drew the same index {got[0]}, although every "
+                          f"index has probability at least {p.min():.2f}.",
+                          "Draw one random number per row (rng.random((N, 1)), or rng.choice once per row): a single "
+                          "number shared by all the rows makes them all pick the same index.")
         if abs(z[worst]) > z_max:
             p1 = layers.softmax(row)
             told = ("These are the frequencies of temperature 1: divide the scores by the temperature."
@@ -269,27 +309,36 @@ def _frequency_test(temperature, n=20_000, z_max=5.5):
     return test
 
 
-def _rows_test(fn, ex):
+def _rows_test(trial):
     """Each row is sampled from its own distribution: rows with a certain answer must give it."""
-    rng = np.random.default_rng()
+    rng = trial.rng
     N, V = 50, 6
     want = rng.integers(0, V, N)
+    want[:2] = [0, 1]  # at least two different answers
     scores = rng.standard_normal((N, V))
     scores[np.arange(N), want] += 60.0
-    got = _sample_checked(fn, scores, 1.0, np.random.default_rng())
+    got = _sample_checked(trial, scores, 1.0, _generator(trial))
     if not np.array_equal(got, want):
         i = int(np.argmax(got != want))
-        raise Failure(f"Row {i} puts probability > 1 - 1e-20 on index {want[i]}, but you drew {got[i]}.",
-                      "Draw each row from its own softmax: normalise along the last axis (axis=1).")
+        hint = ("Draw each row from its own softmax: normalise along the last axis (axis=1, keepdims=True), so "
+                "that row i's probabilities sum to 1 on their own.")
+        if np.all(got == got[0]):
+            hint = (f"Every row got the same index ({got[0]}): each row must be drawn from its own probabilities "
+                    "p[i], not all from row 0's (loop over the rows, or use one uniform number per row against "
+                    "each row's cumulative sum).")
+        elif np.all((got - want) % V == 1) or np.all((want - got) % V == 1):
+            hint = ("Your index is off by one: with u = rng.random(), the sample is the first index whose cumulative "
+                    "probability exceeds u, which is (p.cumsum(axis=1) < u).sum(axis=1), with no + 1 or - 1.")
+        raise Failure(f"Row {i} puts probability > 1 - 1e-20 on index {want[i]}, but you drew {got[i]}.", hint)
 
 
-def _stable_test(fn, ex):
+def _stable_test(trial):
     """A low temperature makes scores / T huge: exp must not overflow."""
-    rng = np.random.default_rng()
+    rng = trial.rng
     scores = rng.standard_normal((200, 8)) * 10
     want = scores.argmax(axis=1)
     scores[np.arange(200), want] += 1.0  # a margin of 1 / 0.01 = 100: any other index has p < 1e-40
-    got = _sample_checked(fn, scores, 0.01, np.random.default_rng())
+    got = _sample_checked(trial, scores, 0.01, _generator(trial))
     if not np.array_equal(got, want):
         raise Failure(
             "At temperature 0.01 the largest score should be drawn almost surely, but "
@@ -298,12 +347,11 @@ def _stable_test(fn, ex):
             "each row's maximum before exponentiating.")
 
 
-def _seed_test(fn, ex):
-    rng = np.random.default_rng()
+def _seed_test(trial):
+    rng = trial.rng
     scores = rng.standard_normal((100, 6))
     seed = int(rng.integers(1 << 30))
-    a, b, c = (np.asarray(call_learner(fn, scores.copy(), 1.0, np.random.default_rng(s)))
-               for s in (seed, seed, seed + 1))
+    a, b, c = (_sample_checked(trial, scores, 1.0, np.random.default_rng(s)) for s in (seed, seed, seed + 1))
     if not np.array_equal(a, b):
         raise Failure("Two calls with identically seeded generators gave different samples.",
                       "Draw every random number from the `rng` argument, not from np.random.*.")

@@ -1,14 +1,13 @@
 """Exercises of notebook 04: word embeddings, the temporal affine layer, beam search and BLEU."""
 
-import copy
 from collections import Counter
 
 import numpy as np
 
 from .. import decoding, layers
 from ..decoding import TableModel
-from .battery import backward_gradient_test, call_checked, describe_inputs, returns, value_test
-from .compare import Failure
+from .battery import backward_test, call, describe_inputs, returns, snapshot, value_test
+from .compare import Failure, kind
 from .core import Exercise, register
 from .rnn_basics import FLOAT32
 
@@ -17,85 +16,93 @@ NB = "04"
 
 # --- word embeddings -----------------------------------------------------------------------------
 
-def _embedding_args(dtype=np.float64):
+def _embedding_args(dtype=np.float64, N=None, T=None):
     def make(rng):
         V, D = int(rng.integers(4, 8)), int(rng.integers(3, 6))
-        N, T = int(rng.integers(2, 5)), int(rng.integers(3, 7))  # N * T > V: some words repeat
-        return {"x": rng.integers(0, V, (N, T)), "W": rng.standard_normal((V, D)).astype(dtype)}
+        n, t = N or int(rng.integers(2, 5)), T or int(rng.integers(3, 7))
+        x = rng.integers(0, V, (n, t))
+        x.flat[-1] = x.flat[0]  # a word that occurs twice, always
+        x[x == V - 1] = 0  # and a word that never occurs: its row of dW stays zero
+        return {"x": x, "W": rng.standard_normal((V, D)).astype(dtype)}
 
     return make
 
 
-def _embedding_backward_args(rng):
-    args = _embedding_args()(rng)
-    _, cache = layers.word_embedding_forward(**args)
-    return {"dout": rng.standard_normal(args["x"].shape + (args["W"].shape[1],)), "cache": cache}
+def _embedding_variant(buffered=False, mean=False):
+    """A wrong word_embedding_backward from the forward's inputs."""
 
+    def wrong(inputs, ups):
+        x, W = inputs["x"], inputs["W"]
+        (dout,) = ups
+        dW = np.zeros(W.shape)
+        if buffered:
+            dW[x] += dout
+            return dW
+        np.add.at(dW, x, dout)
+        return dW / np.maximum(1, np.bincount(x.ravel(), minlength=W.shape[0]))[:, None] if mean else dW
 
-def _dW_select(result):
-    if isinstance(result, tuple):
-        raise Failure(f"Expected the function to return dW alone (an array); got a tuple of {len(result)}.",
-                      "End your function with `return dW`.")
-    return {"dW": result}
-
-
-def _buffered_add(dout, cache):
-    x, shape = cache
-    dW = np.zeros(shape)
-    dW[x] += dout
-    return dW
+    return wrong
 
 
 register(Exercise(
     "word_embedding_forward", NB, layers.word_embedding_forward,
     tests=[
         ("values (float64)", value_test(_embedding_args(), returns("out", "cache"), 1e-12)),
+        ("one word (N = T = 1)", value_test(_embedding_args(N=1, T=1), returns("out", "cache"), 1e-12)),
         ("float32 weights", value_test(_embedding_args(np.float32), returns("out", "cache"), **FLOAT32)),
     ],
 ))
 
 register(Exercise(
-    "word_embedding_backward", NB, layers.word_embedding_backward,
+    "word_embedding_backward", NB, layers.word_embedding_backward, forward=layers.word_embedding_forward,
+    forward_name="word_embedding_forward",
     tests=[
-        ("values against the reference", value_test(_embedding_backward_args, _dW_select, 1e-10)),
+        ("values against the reference (repeated words)",
+         backward_test(_embedding_args(), ("out",), ("dout",), ("dW",))),
+        ("one word (N = T = 1)", backward_test(_embedding_args(N=1, T=1), ("out",), ("dout",), ("dW",))),
         ("against numerical gradients",
-         backward_gradient_test(layers.word_embedding_forward, _embedding_args(), ("dW",))),
+         backward_test(_embedding_args(), ("out",), ("dout",), ("dW",), numeric=True)),
     ],
     mistakes=[
-        (_buffered_add,
+        (_embedding_variant(buffered=True),
          "A word that occurs more than once must add up all its gradients. `dW[x] += dout` does not: numpy "
          "writes each repeated row once. Use np.add.at(dW, x, dout), or loop over the positions."),
+        (_embedding_variant(mean=True),
+         "A repeated word's gradients are averaged; the embedding row is used at each of its positions, so its "
+         "gradient is their sum."),
+        (lambda inputs, ups: np.zeros(inputs["W"].shape),
+         "dW is all zeros: each position (n, t) adds dout[n, t] to row x[n, t] of dW."),
     ],
 ))
 
 
 # --- temporal affine -----------------------------------------------------------------------------
 
-def _affine_args(dtype=np.float64):
+def _affine_args(dtype=np.float64, N=None, T=None):
     def make(rng):
-        N, T, D = (int(rng.integers(2, 6)) for _ in range(3))
+        n, t, D = (N or int(rng.integers(2, 6))), (T or int(rng.integers(2, 6))), int(rng.integers(2, 6))
         M = D + int(rng.integers(1, 4))  # D != M, so a transposed w cannot go unnoticed
-        return {"x": rng.standard_normal((N, T, D)).astype(dtype),
+        return {"x": rng.standard_normal((n, t, D)).astype(dtype),
                 "w": (rng.standard_normal((D, M)) / np.sqrt(D)).astype(dtype),
                 "b": rng.standard_normal(M).astype(dtype)}
 
     return make
 
 
-def _affine_backward_args(rng):
-    args = _affine_args()(rng)
-    out, cache = layers.temporal_affine_forward(**args)
-    return {"dout": rng.standard_normal(out.shape), "cache": cache}
+def _affine_variant(time_only=False, batch_only=False, db_mean=False):
+    """A wrong temporal_affine_backward from the forward's inputs."""
 
-
-def _affine_backward_variant(time_only=False, batch_only=False):
-    def wrong(dout, cache):
-        x, w = cache
-        dx, dw, db = layers.temporal_affine_backward(dout, cache)
+    def wrong(inputs, ups):
+        x, w = inputs["x"], inputs["w"]
+        (dout,) = ups
+        D, M = w.shape
+        dx, dw, db = dout @ w.T, x.reshape(-1, D).T @ dout.reshape(-1, M), dout.sum(axis=(0, 1))
         if time_only:
             dw, db = x[0].T @ dout[0], dout[0].sum(axis=0)
         if batch_only:
             dw, db = x[:, -1].T @ dout[:, -1], dout[:, -1].sum(axis=0)
+        if db_mean:
+            db = dout.mean(axis=(0, 1))
         return dx, dw, db
 
     return wrong
@@ -113,19 +120,24 @@ register(Exercise(
 ))
 
 register(Exercise(
-    "temporal_affine_backward", NB, layers.temporal_affine_backward,
+    "temporal_affine_backward", NB, layers.temporal_affine_backward, forward=layers.temporal_affine_forward,
+    forward_name="temporal_affine_forward",
     tests=[
-        ("values against the reference", value_test(_affine_backward_args, returns("dx", "dw", "db"), 1e-7)),
+        ("values against the reference", backward_test(_affine_args(), ("out",), ("dout",), ("dx", "dw", "db"))),
+        ("one example, one step (N = T = 1)",
+         backward_test(_affine_args(N=1, T=1), ("out",), ("dout",), ("dx", "dw", "db"))),
         ("against numerical gradients",
-         backward_gradient_test(layers.temporal_affine_forward, _affine_args(), ("dx", "dw", "db"))),
+         backward_test(_affine_args(), ("out",), ("dout",), ("dx", "dw", "db"), numeric=True)),
     ],
     mistakes=[
-        (_affine_backward_variant(time_only=True),
+        (_affine_variant(time_only=True),
          "dw and db only see the first example: the weights are shared by every example and every time "
          "step, so sum over both (reshape x to (N*T, D) and dout to (N*T, M))."),
-        (_affine_backward_variant(batch_only=True),
+        (_affine_variant(batch_only=True),
          "dw and db only see the last time step: sum the gradients of every step, since the same w is "
          "used at each one."),
+        (_affine_variant(db_mean=True),
+         "db is a mean; the bias is added at every step of every example, so db is the sum of dout over N and T."),
     ],
 ))
 
@@ -158,14 +170,23 @@ class TinyRNN:
             return np.log(layers.softmax(h @ self.Wy + self.by)), h
 
 
-def _beam_checked(fn, step, state, beam_width, max_len):
+def _beam_checked(trial, step, state, beam_width, max_len):
     args = {"step": step, "state": state, "start": 0, "end": 1, "beam_width": beam_width, "max_len": max_len}
-    out = call_checked(fn, args)
-    if not isinstance(out, list | tuple) or not all(isinstance(h, list | tuple) and len(h) == 2 for h in out):
-        raise Failure(f"Expected a list of (words, score) pairs; got {type(out).__name__}"
-                      + (f" holding {type(out[0]).__name__}" if isinstance(out, list | tuple) and out else "") + ".",
-                      "Return e.g. [([3, 4, 1], -1.02), ([2, 5, 1], -1.90)], best first.")
-    return [([int(w) for w in words], float(score)) for words, score in out], args
+    out = call(trial.fn, args, keep=("step",))
+    pairs = out if isinstance(out, list | tuple) else []
+    for words, *_ in (p for p in pairs if isinstance(p, list | tuple) and len(p) == 2):
+        if not isinstance(words, list):
+            raise Failure(f"A hypothesis' words are {kind(words)}; the contract is a list of ints, e.g. [3, 4, 1].",
+                          "Keep each hypothesis as a Python list (beam[r] + [int(w)]): the cells after the check "
+                          "compare it with lists.")
+    try:
+        if not isinstance(out, list | tuple):
+            raise TypeError
+        return [([int(w) for w in words], float(score)) for words, score in out], args
+    except Exception:
+        held = f" holding {kind(out[0])}" if isinstance(out, list | tuple) and out else ""
+        raise Failure(f"Expected a list of (words, score) pairs; got {kind(out)}{held}.",
+                      "Return e.g. [([3, 4, 1], -1.02), ([2, 5, 1], -1.90)], best first.") from None
 
 
 def _describe_hyps(hyps):
@@ -180,29 +201,39 @@ def _same(got, want):
 def _beam_test(make_model, beam_width, max_len, models=1):
     """Compare with the reference on `models` fresh models (several, where one alone can miss a mistake)."""
 
-    def test(fn, ex):
+    def test(trial):
         for _ in range(models):
-            _one_beam_test(fn, ex, make_model(np.random.default_rng()), beam_width, max_len)
+            _one_beam_test(trial, make_model(trial.rng), beam_width, max_len)
 
     return test
 
 
-def _one_beam_test(fn, ex, model, beam_width, max_len):
+def _one_beam_test(trial, model, beam_width, max_len):
+    ex = trial.exercise
     state = np.zeros((1, model.H))
-    got, args = _beam_checked(fn, model.step, state, beam_width, max_len)
-    want = ex.reference(*copy.deepcopy(args).values())
+    got, args = _beam_checked(trial, model.step, state, beam_width, max_len)
+    want = ex.reference(*snapshot(args).values())
     if _same(got, want):
         return
     hint = None
     for wrong, why in ex.mistakes:
         try:
-            theirs = wrong(*copy.deepcopy(args).values())
+            theirs = wrong(*snapshot(args).values())
         except ValueError:  # this mistake cannot even run on this model
             continue
         if _same(got, theirs):
             hint = why
             break
-    if hint is None and got and want and got[0][0] == want[0][0]:
+    same_scores = len(got) == len(want) and all(abs(g[1] - w[1]) <= 1e-9 * max(1.0, abs(w[1]))
+                                                  for g, w in zip(got, want, strict=True))
+    if hint is None and same_scores:
+        hint = ("The scores are right but hypotheses with equal scores come in another order: pick the extensions "
+                "with np.argsort(-total, axis=None, kind='stable') (ties go to the earlier hypothesis and the lower "
+                "word id) and sort the final list by score with a stable sort.")
+    elif hint is None and got and want and [w for w, _ in got] == [w for w, _ in want]:
+        hint = ("The words are right but the scores are not: a hypothesis' score is the sum of the log-probabilities "
+                "of its words, as step returns them (not probabilities, not a mean).")
+    elif hint is None and got and want and _same(got[:1], want[:1]):
         hint = ("The best caption is right but the rest of the list is not: return every finished hypothesis "
                 "and those left in the beam after max_len words, best first, at most beam_width of them.")
     raise Failure(
@@ -213,16 +244,18 @@ def _one_beam_test(fn, ex, model, beam_width, max_len):
                 "which state row does each one continue from?")
 
 
-def _beam_variant(reorder_state=True, accumulate=True, drop_finished=True, normalise=False):
-    """A wrong beam search: one of its bookkeeping steps left out."""
+def _beam_variant(reorder_state=True, accumulate=True, drop_finished=True, narrow=True, normalise=False,
+                  short=False):
+    """A wrong beam search: one of its bookkeeping steps left out. narrow=False keeps beam_width live hypotheses
+    however many have finished; short=True makes one step fewer than max_len."""
 
     def wrong(step, state, start, end, beam_width, max_len):
         beam, scores, finished = [[]], np.zeros(1), []
-        for _ in range(max_len):
+        for _ in range(max_len - 1 if short else max_len):
             last = np.array([seq[-1] if seq else start for seq in beam])
             log_probs, new_state = step(last, state)
             total = (scores[:, None] if accumulate else 0) + log_probs
-            width = beam_width - len(finished) if drop_finished else beam_width
+            width = beam_width - len(finished) if drop_finished and narrow else beam_width
             rows, words = np.unravel_index(np.argsort(-total, axis=None, kind="stable")[:width], total.shape)
             live = []
             for r, w in zip(rows, words, strict=True):
@@ -256,6 +289,7 @@ register(Exercise(
         ("beam_width=3 on a random RNN", _beam_test(lambda rng: TinyRNN(rng), 3, 6, models=3)),
         ("beam_width=4, hypotheses cut at max_len",
          _beam_test(lambda rng: TinyRNN(rng, end_bias=-2.0), 4, 7, models=3)),
+        ("max_len=1: one word per hypothesis", _beam_test(lambda rng: TinyRNN(rng), 3, 1, models=2)),
     ],
     mistakes=[
         (_beam_variant(reorder_state=False),
@@ -266,6 +300,12 @@ register(Exercise(
         (_beam_variant(drop_finished=False),
          "A hypothesis that ends with <END> has finished: move it out of the beam (which gets one narrower) "
          "instead of extending it further."),
+        (_beam_variant(narrow=False),
+         "Finished hypotheses leave the beam, and the beam gets one narrower for each: keep only "
+         "beam_width - len(finished) extensions at each step, so that at most beam_width hypotheses exist."),
+        (_beam_variant(short=True),
+         "Your search stops one step early: it must extend the hypotheses max_len times (max_len words each, "
+         "<END> included), unless every hypothesis has finished before."),
         (_beam_variant(normalise=True),
          "Rank by the total log-probability, not divided by the length (length normalisation is a variant the "
          "notebook discusses, not this exercise)."),
@@ -302,40 +342,103 @@ def _short_args(rng):
     return {"candidates": cands, "references": refs}
 
 
+def _words(rng, n=8):
+    """n distinct words in a fresh order, so the fixed cases below are not fixed strings."""
+    pool = ["a", "red", "blue", "circle", "square", "left", "of", "and", "green", "triangle", ",", "right"]
+    return [pool[i] for i in rng.permutation(len(pool))[:n]]
+
+
+def _tie_args(rng):
+    """Two candidates of 5 words, each as close to a reference of 4 words as to one of 6: r takes the 4 (the
+    shorter). The 6 is listed first for one and last for the other, so neither "the first listed" nor "the last
+    listed" is the rule; a third candidate, much shorter than its reference, puts r above c so that the brevity
+    penalty shows every choice of r."""
+    w = _words(rng)
+    cand, back = w[:5], list(reversed(w[:5]))
+    return {"candidates": [cand, back, w[5:8]],
+            "references": [[cand + [w[5]], cand[:4]], [back[:4], back + [w[6]]], [w[5:8] + w[:5]]]}
+
+
+def _closest_args(rng):
+    """References of 12, 2 and 7 words for a candidate of 6: r is 7 (the closest, listed last), so BP =
+    exp(1 - 7/6); the first reference would give exp(1 - 12/6) and the shortest BP = 1."""
+    w = _words(rng)
+    cand = w[:6]
+    return {"candidates": [cand], "references": [[w[:2] * 6, w[:2], cand + [w[6]]]]}
+
+
+def _clip_max_args(rng):
+    """A word twice in the candidate and once in each of two references: clipped to 1 (the most in any one
+    reference), not 2 (the sum over the references)."""
+    a, b, c, d, e, f, g, h = _words(rng)
+    return {"candidates": [[a, b, c, d, a]], "references": [[[a, b, c, d, e], [f, a, g, h, e]]]}
+
+
+def _max_n_args(max_n):
+    def make(rng):
+        return {**_bleu_args(rng), "max_n": max_n}
+
+    return make
+
+
+def _long_args(rng):
+    """Candidates longer than every reference: exp(1 - r / c) > 1, and the penalty must stay at 1."""
+    w = _words(rng)
+    return {"candidates": [w[:7], w[1:8]], "references": [[w[:5]], [w[1:6], w[1:5]]]}
+
+
+def _zero_args(rng):
+    """No 4-gram of the candidates occurs in a reference: p_4 = 0, so BLEU is 0 (no smoothing), without crashing."""
+    w = _words(rng)
+    return {"candidates": [[w[0], w[1], w[2], w[4], w[3]]], "references": [[[w[0], w[1], w[2], w[3], w[4]]]]}
+
+
+def _three_word_args(rng):
+    """Three-word candidates have no 4-gram at all: p_4 = 0 / 0, and BLEU-4 is 0."""
+    w = _words(rng)
+    return {"candidates": [w[:3], w[3:6]], "references": [[w[:3]], [w[3:6]]]}
+
+
 def _bleu_select(result):
     if isinstance(result, tuple | list | np.ndarray) and np.ndim(result) > 0:
-        raise Failure(f"Expected one number, the corpus BLEU; got {type(result).__name__} of {len(result)}.",
+        one = np.size(result) == 1
+        raise Failure(f"Expected one number, the corpus BLEU; got {kind(result)}.",
+                      "Return the number itself, float(...), not a container of one." if one else
                       "Sum the matched and total n-gram counts over the whole corpus, then combine them once.")
     return {"bleu": result}
 
 
-def _bleu_variant(clip=True, brevity="closest", mean="geometric", corpus=True):
-    """A wrong BLEU. brevity: "closest", "shortest", "longest" or None; mean: "geometric" or "arithmetic"."""
+def _bleu_variant(clip=True, brevity="closest", mean="geometric", corpus=True, cap=True):
+    """A wrong BLEU. clip: True (the most in any one reference), False, or "sum" (over the references); brevity:
+    "closest", "closest-longer" (ties to the longer), "first", "shortest", "longest" or None; mean: "geometric" or
+    "arithmetic"; cap=False leaves out the min(1, .) of the brevity penalty."""
 
-    def one(cands, refs):
-        matched, total, c, r = np.zeros(4), np.zeros(4), 0, 0
+    def one(cands, refs, max_n):
+        matched, total, c, r = np.zeros(max_n), np.zeros(max_n), 0, 0
         for cand, rs in zip(cands, refs, strict=True):
             c += len(cand)
             lengths = [len(x) for x in rs]
-            r += {"closest": min(lengths, key=lambda k: (abs(k - len(cand)), k)), "shortest": min(lengths),
-                  "longest": max(lengths), None: 0}[brevity]
-            for n in range(1, 5):
+            r += {"closest": min(lengths, key=lambda k: (abs(k - len(cand)), k)),
+                  "closest-longer": min(lengths, key=lambda k: (abs(k - len(cand)), -k)), "first": lengths[0],
+                  "shortest": min(lengths), "longest": max(lengths), None: 0}[brevity]
+            for n in range(1, max_n + 1):
                 counts = decoding._ngrams(cand, n)
                 most = Counter()
                 for ref in rs:
-                    most |= decoding._ngrams(ref, n)
+                    most = most + decoding._ngrams(ref, n) if clip == "sum" else most | decoding._ngrams(ref, n)
                 matched[n - 1] += sum(min(k, most[g]) if clip else k * (most[g] > 0) for g, k in counts.items())
                 total[n - 1] += sum(counts.values())
         if matched.min() == 0:
             return 0.0
         p = matched / total
         score = np.exp(np.log(p).mean()) if mean == "geometric" else p.mean()
-        return float(min(1.0, np.exp(1 - r / c)) * score)
+        penalty = np.exp(1 - r / c)
+        return float((min(1.0, penalty) if cap else penalty) * score)
 
     def wrong(candidates, references, max_n=4):
         if corpus:
-            return one(candidates, references)
-        return float(np.mean([one([c], [r]) for c, r in zip(candidates, references, strict=True)]))
+            return one(candidates, references, max_n)
+        return float(np.mean([one([c], [r], max_n) for c, r in zip(candidates, references, strict=True)]))
 
     return wrong
 
@@ -353,6 +456,14 @@ register(Exercise(
                          "references": [[["a", "red", "circle", "left", "of", "a", "red", "square"]],
                                         [["a", "red", "circle", "left", "of", "a", "blue", "square"]]]},
             _bleu_select, 1e-9)),
+        ("equally close references: the shorter is r", value_test(_tie_args, _bleu_select, 1e-9)),
+        ("the closest reference is not the first one", value_test(_closest_args, _bleu_select, 1e-9)),
+        ("clipped by the most in any one reference", value_test(_clip_max_args, _bleu_select, 1e-9)),
+        ("BLEU-2 (max_n=2)", value_test(_max_n_args(2), _bleu_select, 1e-9)),
+        ("BLEU-3 (max_n=3)", value_test(_max_n_args(3), _bleu_select, 1e-9)),
+        ("candidates longer than the references: BP stays 1", value_test(_long_args, _bleu_select, 1e-9)),
+        ("no matching 4-gram: BLEU is 0", value_test(_zero_args, _bleu_select, 1e-9)),
+        ("candidates too short for a 4-gram: BLEU is 0", value_test(_three_word_args, _bleu_select, 1e-9)),
     ],
     mistakes=[
         (_bleu_variant(clip=False),
@@ -367,6 +478,17 @@ register(Exercise(
          "the shortest reference."),
         (_bleu_variant(brevity="longest"),
          "For r, take the reference whose length is closest to the candidate's, not the longest reference."),
+        (_bleu_variant(clip="sum"),
+         "Clip each n-gram by the most times it occurs in any *one* reference (the maximum over the references), "
+         "not by its total over all the references."),
+        (_bleu_variant(brevity="first"),
+         "r is the length of the reference *closest* to each candidate's length, not the first reference's."),
+        (_bleu_variant(brevity="closest-longer"),
+         "When two references are equally close to the candidate's length, r takes the shorter one (Papineni's "
+         "rule, which the exercise states)."),
+        (_bleu_variant(cap=False),
+         "The brevity penalty is min(1, exp(1 - r / c)): a candidate longer than its references is not rewarded, "
+         "so cap the penalty at 1."),
         (_bleu_variant(mean="arithmetic"),
          "Combine p_1..p_4 with the geometric mean, exp(mean(log p_n)), not the arithmetic mean."),
         (_bleu_variant(corpus=False),

@@ -1,38 +1,43 @@
-"""The instructors' command line: run the checks of whole notebooks and report per exercise.
+"""The instructors' command line: grade whole notebooks, or folders of submissions, per exercise.
 
-    python -m utils.check lectures/01_*.ipynb submissions/ [--json] [--timeout S] [--full]
+    python -m utils.check lectures/01_*.ipynb submissions/ [--json] [--csv FILE] [--timeout S] [--full] [--jobs N]
     python -m utils.check --summary lectures/      # every exercise of the course, without running notebooks
 
-Each notebook runs top to bottom in a fresh kernel, on a temporary copy in a temporary folder (the
-submission is never written to), in fast mode unless --full. Every `check(...)` the notebook makes is
-recorded; exercises it never reached are "not run". A notebook that is not valid JSON, raises in a
-cell, or runs past --timeout is reported as such, and the run goes on with the next one.
+Each notebook runs top to bottom in a fresh kernel inside a sandbox (`sandbox.py`: no network, no view of the
+file system beyond its own temporary folder, the course's code without its answers, limits on processes,
+memory and CPU), on a copy of the file (the submission is never written to), in fast mode unless --full. Its
+checks are judged outside the sandbox by `judge.py`, which calls the submission's functions with its own
+inputs and keeps the verdicts: nothing the notebook prints, writes or patches can change them. Exercises a
+notebook never checked are "not run". A notebook that is not valid JSON, raises in a cell, or runs past
+--timeout is reported as such, and the others go on, several at a time (--jobs, default: the number of cores).
+Where no sandbox can be made, the command says why and grades nothing unless --no-sandbox accepts the risk.
 Exit status 0 only when every notebook ran cleanly and every exercise passed.
 """
 
 import argparse
 import json
 import os
-import shutil
-import signal
-import subprocess
+import queue
 import sys
 import tempfile
-import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
 
-from . import progress
+from . import gradebook, judge, progress, sandbox
 from .core import PASSED, exercises
 from .notebooks import notebook_number, notebook_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def check_notebook(path, timeout=600, fast=True):
-    """Run one notebook; return a report dict (path, status, detail, seconds, exercises)."""
-    report = {"path": str(path), "status": "ok", "detail": "", "seconds": 0.0, "exercises": []}
+def check_notebook(path, timeout=600, fast=True, course=None, job=0, sandboxed=True):
+    """Grade one notebook; return a report dict (path, status, detail, seconds, exercises, attempts).
+
+    course: the sandbox's copy of the course (sandbox.build_course); made for this call if not given.
+    """
+    report = {"path": str(path), "status": "ok", "detail": "", "seconds": 0.0, "exercises": [], "attempts": []}
     if not path.is_file():
         report.update(status="missing", detail="no such file")
         return report
@@ -43,46 +48,10 @@ def check_notebook(path, timeout=600, fast=True):
         report.update(status="invalid", detail=f"not a valid notebook: {str(exc).splitlines()[0][:200]}")
         return report
     expected = [ex.name for ex in exercises() if ex.notebook == notebook_number(nb, path)]
-
-    with tempfile.TemporaryDirectory(prefix="course-check-") as tmp:
-        copy, log = Path(tmp) / path.name, Path(tmp) / "checks.jsonl"
-        shutil.copyfile(path, copy)
-        env = {**os.environ, "COURSE_CHECK_LOG": str(log), "COURSE_FAST": "1" if fast else "0",
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-               "MPLBACKEND": "Agg"}
-        start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "utils.check.execute", str(copy), str(timeout)], cwd=tmp,
-                                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # the kernel is in the same session: it goes too
-            _, err = proc.communicate()
-            last = (err.strip().splitlines() or [""])[-1][:300]
-            report.update(status="timeout", detail=f"still running after {timeout} s; stopped"
-                          + (f" (last message: {last})" if last else ""))
-        else:
-            if proc.returncode != 0:
-                last = (err.strip().splitlines() or ["no output"])[-1]
-                report.update(status="crashed", detail=f"the notebook could not be run: {last[:300]}")
-            else:
-                errors = json.loads(out.strip().splitlines()[-1])["errors"]
-                if errors:
-                    e = errors[0]
-                    report.update(status="raised", detail=f"{len(errors)} cell(s) raised; first: code cell "
-                                  f"{e['cell']}: {e['ename']}: {e['evalue'][:200]}")
-        report["seconds"] = round(time.perf_counter() - start, 1)
-        seen = {}
-        if log.exists():
-            for line in log.read_text(encoding="utf-8").splitlines():
-                entry = json.loads(line)
-                seen[entry["exercise"]] = entry
-    for name in expected + [n for n in seen if n not in expected]:
-        entry = seen.get(name, {"exercise": name, "status": "not run",
-                                "message": "the notebook never reached this exercise's check"})
-        report["exercises"].append(entry)
-    return report
+    if course is None:
+        with tempfile.TemporaryDirectory(prefix="course-copy-") as tmp:
+            return judge.grade(path, expected, timeout, fast, sandbox.build_course(tmp), job, sandboxed)
+    return judge.grade(path, expected, timeout, fast, course, job, sandboxed)
 
 
 def format_report(report):
@@ -112,20 +81,56 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook (default 600)")
     parser.add_argument("--full", action="store_true", help="run training at full length, not in fast mode")
+    parser.add_argument("--csv", metavar="FILE", help="also write a gradebook: one row per notebook, one column "
+                        "per exercise (see utils/check/gradebook.py)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="notebooks graded at the same time (default: the number of cores)")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="grade without the sandbox where none can be made: the notebooks then run with your "
+                             "user's rights, network and files; only for notebooks you trust")
     parser.add_argument("--summary", action="store_true",
                         help="check only the exercise functions of the saved notebooks, every exercise of the course")
     args = parser.parse_args(argv)
+    if args.summary and args.csv:
+        parser.error("--csv writes the results of running notebooks; --summary runs none")
     if args.summary:
         rows, problems = progress.summarize(args.paths)
         print(json.dumps({"exercises": rows, "problems": problems}, indent=2) if args.json
               else progress.format_summary(rows, problems))
         return 0 if all(r["status"] == PASSED for r in rows) and not problems else 1
-    reports = []
-    for path in notebook_paths(args.paths):
-        reports.append(check_notebook(path, args.timeout, fast=not args.full))
-        if not args.json:
-            print(format_report(reports[-1]), flush=True)  # as it goes: a class set takes a while
+    why = None if args.no_sandbox else sandbox.probe()
+    if why:
+        print(f"Cannot grade: no sandbox can be made here: {why}.\nGrading runs every submission's code; "
+              "without the sandbox it could read and change your files and use the network. To accept that "
+              "risk for notebooks you trust, add --no-sandbox.", file=sys.stderr)
+        return 2
+    if args.no_sandbox:
+        print("Warning: grading without the sandbox (--no-sandbox): the notebooks run with your rights.",
+              file=sys.stderr)
+    paths, jobs = notebook_paths(args.paths), max(1, args.jobs)
+    slots = queue.Queue()  # each running notebook has a slot of its own: its sandbox's user id and process limit
+    for slot in range(jobs):
+        slots.put(slot)
+
+    def grade(path):
+        slot = slots.get()
+        try:
+            return check_notebook(path, args.timeout, not args.full, course, slot, not args.no_sandbox)
+        finally:
+            slots.put(slot)
+
+    with tempfile.TemporaryDirectory(prefix="course-copy-") as tmp:
+        course = sandbox.build_course(tmp)
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(grade, p) for p in paths]
+            reports = []
+            for future in futures:  # in the order given, each as soon as it is done: a class set takes a while
+                reports.append(future.result())
+                if not args.json:
+                    print(format_report(reports[-1]), flush=True)
     ok = all_passed(reports)
+    if args.csv:
+        gradebook.write(reports, args.csv)
     if args.json:
         print(json.dumps({"passed": ok, "notebooks": reports}, indent=2))
     else:

@@ -1,12 +1,10 @@
 """Exercises of notebook 03: clipping, the LSTM (step, sequence, backward), the GRU step, LSTM weights in torch."""
 
-import copy
-
 import numpy as np
 
 from .. import gates
-from .battery import backward_gradient_test, call_checked, describe_inputs, returns, value_test
-from .compare import Failure, assert_close
+from .battery import backward_test, call, describe_inputs, returns, snapshot, value_test
+from .compare import Failure, compare_outputs, kind, mismatch
 from .core import Exercise, register
 from .rnn_basics import FLOAT32, _dims
 
@@ -23,24 +21,59 @@ def _gate_weights(rng, D, H, k, dtype=np.float64):
 
 # --- clip_grad_norm ------------------------------------------------------------------------------
 
-def _clip_args(kind, scale):
+def _clip_args(container, scale, zero=False):
+    """A list or dict of three arrays; scale > 1 puts the global norm above max_norm, scale = 1 below it."""
+
     def make(rng):
         shapes = [(int(rng.integers(2, 5)), int(rng.integers(2, 5))), (int(rng.integers(2, 6)),), (3, 2, 2)]
-        arrays = [scale * rng.standard_normal(s) for s in shapes]
-        grads = dict(zip(("Wx", "Wh", "b"), arrays, strict=True)) if kind == "dict" else arrays
+        arrays = [scale * rng.standard_normal(s) * (0.0 if zero else 1.0) for s in shapes]
+        grads = dict(zip(("W", "b", "kernel"), arrays, strict=True)) if container == "dict" else arrays
         norm = np.sqrt(sum(np.sum(a**2) for a in arrays))
-        return {"grads": grads, "max_norm": float(norm * rng.uniform(0.2, 0.6)) if scale > 1 else 5.0 * norm}
+        max_norm = float(norm * rng.uniform(0.2, 0.6)) if scale > 1 else 5.0 * norm if norm else 1.0
+        return {"grads": grads, "max_norm": max_norm}
 
     return make
 
 
-def _clip_select(result):
-    out = returns("grads", "norm")(result)
-    grads = out["grads"]
-    items = grads.items() if isinstance(grads, dict) else enumerate(grads) if isinstance(grads, list | tuple) else None
-    if items is None:
-        raise Failure(f"The clipped gradients should be a list or dict like the input; got {type(grads).__name__}.")
-    return {"norm": out["norm"], **{f"grads[{k!r}]": v for k, v in items}}
+def _clip_items(grads, like):
+    """The clipped arrays by name ("grads['Wx']" or "grads[0]"), after checking they come in `like`'s container."""
+    if isinstance(like, dict):
+        if not isinstance(grads, dict) or set(grads) != set(like):
+            raise Failure(f"For a dict of gradients, return a dict with the same keys {list(like)}; got {kind(grads)}.",
+                          "Build the result the way the input came: {name: g * scale for name, g in grads.items()}.")
+        return {f"grads[{k!r}]": grads[k] for k in like}
+    if not isinstance(grads, list) or len(grads) != len(like):
+        raise Failure(f"For a list of {len(like)} gradients, return a list of {len(like)}; got {kind(grads)}.",
+                      "Build the result the way the input came: [g * scale for g in grads].")
+    return {f"grads[{i}]": g for i, g in enumerate(grads)}
+
+
+def _clip_test(make):
+    """Every clipped array and the norm before clipping against the reference, in the input's container."""
+
+    def test(trial):
+        ex = trial.exercise
+        args = make(trial.rng)
+        ref_grads, ref_norm = ex.reference(*snapshot(args).values())
+        got = returns("grads", "norm")(call(trial.fn, args))
+        theirs = {"norm": got["norm"], **_clip_items(got["grads"], args["grads"])}
+        expected = {"norm": ref_norm, **_clip_items(ref_grads, args["grads"])}
+        try:
+            compare_outputs(expected, theirs, 1e-7)
+        except Failure as f:
+            for wrong, hint in ex.mistakes:
+                try:
+                    w_grads, w_norm = wrong(*snapshot(args).values())
+                    mine = {"norm": w_norm, **_clip_items(w_grads, args["grads"])}
+                    if all(mismatch(k, theirs[k], v, 1e-6) is None for k, v in mine.items()):
+                        f.hint = hint
+                        break
+                except Exception:  # a mistake that cannot even run on these inputs (a norm of 0)
+                    continue
+            f.message += f"\nInputs: {describe_inputs(args)}, norm before clipping {ref_norm:.4g}"
+            raise
+
+    return test
 
 
 def _clip_variant(norm_of, per_array=False, elementwise=False, always_scale=False):
@@ -65,9 +98,10 @@ def _l2(arrays):
 register(Exercise(
     "clip_grad_norm", NB, gates.clip_grad_norm,
     tests=[
-        ("a list of large gradients is scaled down", value_test(_clip_args("list", 10.0), _clip_select, 1e-7)),
-        ("a dict of large gradients", value_test(_clip_args("dict", 10.0), _clip_select, 1e-7)),
-        ("small gradients are left alone", value_test(_clip_args("list", 1.0), _clip_select, 1e-7)),
+        ("a list of large gradients is scaled down", _clip_test(_clip_args("list", 10.0))),
+        ("a dict of large gradients", _clip_test(_clip_args("dict", 10.0))),
+        ("small gradients are left alone", _clip_test(_clip_args("list", 1.0))),
+        ("gradients of zeros (norm 0) are left alone", _clip_test(_clip_args("dict", 1.0, zero=True))),
     ],
     mistakes=[
         (_clip_variant(lambda a: float(sum(np.sum(x**2) for x in a))),
@@ -148,7 +182,7 @@ register(Exercise(
 
 
 register(Exercise(
-    "lstm_forward", NB, gates.lstm_forward,
+    "lstm_forward", NB, gates.lstm_forward, uses=("lstm_step_forward",),
     tests=[
         ("values (float64)", value_test(_lstm_seq_args(), returns("h", "cache"), 1e-7)),
         ("one time step (T=1)", value_test(_lstm_seq_args(T=1), returns("h", "cache"), 1e-7)),
@@ -160,8 +194,33 @@ register(Exercise(
          "Every step starts from h0 and a zero cell: carry both next_h and next_c from step to step."),
         (lambda x, h0, Wx, Wh, b: (np.stack(_carry_h_only(x, h0, Wx, Wh, b), axis=1), None),
          "The cell state is reset at every step: carry next_c to the next step along with next_h."),
+        (lambda x, h0, Wx, Wh, b: (gates.lstm_forward(x, h0, Wx, Wh, b)[1]["c"], None),
+         "That is the cell state c at every step; return the hidden states h = o * tanh(c)."),
+        (lambda x, h0, Wx, Wh, b: (_from_cell(x, h0, h0, Wx, Wh, b), None),
+         "The initial cell state is zero; only the hidden state starts from h0."),
+        (lambda x, h0, Wx, Wh, b: (_from_cell(x[:, ::-1], h0, np.zeros_like(h0), Wx, Wh, b)[:, ::-1], None),
+         "Time runs backwards in your loop: step t = 0 comes first."),
+        (lambda x, h0, Wx, Wh, b: (np.stack(_carry_c_only(x, h0, Wx, Wh, b), axis=1), None),
+         "The hidden state is not carried: each step must start from the next_h of the step before (h0 only at "
+         "t = 0), as well as from its cell."),
     ],
 ))
+
+
+def _carry_c_only(x, h0, Wx, Wh, b):
+    c, out = np.zeros_like(h0), []
+    for t in range(x.shape[1]):
+        h, c, _ = gates.lstm_step_forward(x[:, t], h0, c, Wx, Wh, b)
+        out.append(h)
+    return out
+
+
+def _from_cell(x, h0, c0, Wx, Wh, b):
+    h, c, out = h0, c0, []
+    for t in range(x.shape[1]):
+        h, c, _ = gates.lstm_step_forward(x[:, t], h, c, Wx, Wh, b)
+        out.append(h)
+    return np.stack(out, axis=1)
 
 
 def _carry_h_only(x, h0, Wx, Wh, b):
@@ -172,95 +231,134 @@ def _carry_h_only(x, h0, Wx, Wh, b):
     return out
 
 
-def _step_backward_args(rng):
-    inputs = _lstm_step_args()(rng)
-    h, c, cache = gates.lstm_step_forward(*inputs.values())
-    return {"dnext_h": rng.standard_normal(h.shape), "dnext_c": rng.standard_normal(c.shape), "cache": cache}
+def _lstm_step_grads(inputs, ups, dc_from_h=True, forget=True, out_tanh=True, sigmoid_slope=True, db_mean=False,
+                     dc_slope=True, dc_o=True, use_dnext_c=True, order="ifog"):
+    """The gradients of one LSTM step from its inputs, with one piece of the chain rule optionally wrong:
+    dc_from_h drops next_h's share of dc, forget leaves dprev_c unscaled by f, out_tanh gives the output gate
+    next_c instead of tanh(next_c), sigmoid_slope uses 1 - s**2 as the gates' slope, db_mean averages db;
+    dc_slope drops tanh'(next_c) from next_h's share of dc, dc_o drops o from it, use_dnext_c=False ignores
+    the upstream dnext_c, order stacks the blocks of da in another order."""
+    x, prev_h, prev_c, Wx, Wh, b = inputs.values()
+    dnext_h, dnext_c = ups
+    H = prev_h.shape[1]
+    a = x @ Wx + prev_h @ Wh + b
+    i, f, o = (gates.sigmoid(a[:, k * H:(k + 1) * H]) for k in range(3))
+    g = np.tanh(a[:, 3 * H:])
+    next_c = f * prev_c + i * g
+    t = np.tanh(next_c)
+    slope = (lambda s: s * (1 - s)) if sigmoid_slope else (lambda s: 1 - s**2)
+    from_h = dnext_h * (o if dc_o else 1) * ((1 - t**2) if dc_slope else 1)
+    dc = (dnext_c if use_dnext_c else 0) + (from_h if dc_from_h else 0)
+    blocks = {"i": dc * g * slope(i), "f": dc * prev_c * slope(f),
+              "o": dnext_h * (t if out_tanh else next_c) * slope(o), "g": dc * i * (1 - g**2)}
+    da = np.concatenate([blocks[k] for k in order], axis=1)
+    db = da.mean(axis=0) if db_mean else da.sum(axis=0)
+    return da @ Wx.T, da @ Wh.T, dc * f if forget else dc, x.T @ da, prev_h.T @ da, db
 
 
-def _step_backward_numeric(fn, ex):
-    """Numerical gradients of sum(next_h * dnext_h) + sum(next_c * dnext_c) for each of the six inputs."""
-
-    def forward(x, prev_h, prev_c, Wx, Wh, b):
-        h, c, cache = gates.lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b)
-        return np.concatenate([h, c], axis=1), cache
-
-    def as_one(dout, cache):
-        H = dout.shape[1] // 2
-        return fn(dout[:, :H], dout[:, H:], cache)
-
-    backward_gradient_test(forward, _lstm_step_args(), LSTM_STEP_GRADS)(as_one, ex)
+def _lstm_step_variant(**wrong):
+    return lambda inputs, ups: _lstm_step_grads(inputs, ups, **wrong)
 
 
-def _lstm_step_backward_variant(dc_from_h=True, dprev_c_scale=True):
-    def wrong(dnext_h, dnext_c, cache):
-        x, prev_h, prev_c, Wx, Wh, g4, next_c = cache
-        i, f, o, g = np.split(g4, 4, axis=1)
-        t = np.tanh(next_c)
-        dc = dnext_c + (dnext_h * o * (1 - t**2) if dc_from_h else 0)
-        da = np.concatenate([dc * g * i * (1 - i), dc * prev_c * f * (1 - f), dnext_h * t * o * (1 - o),
-                             dc * i * (1 - g**2)], axis=1)
-        return da @ Wx.T, da @ Wh.T, dc * f if dprev_c_scale else dc, x.T @ da, prev_h.T @ da, da.sum(0)
-
-    return wrong
+def _lstm_step_backward_test(numeric=False, **kw):
+    return backward_test(_lstm_step_args(**kw), ("next_h", "next_c"), ("dnext_h", "dnext_c"), LSTM_STEP_GRADS,
+                         numeric=numeric)
 
 
 register(Exercise(
-    "lstm_step_backward", NB, gates.lstm_step_backward,
+    "lstm_step_backward", NB, gates.lstm_step_backward, forward=gates.lstm_step_forward,
+    forward_name="lstm_step_forward",
     tests=[
-        ("values against the reference", value_test(_step_backward_args, returns(*LSTM_STEP_GRADS), 1e-7)),
-        ("against numerical gradients", _step_backward_numeric),
+        ("values against the reference", _lstm_step_backward_test()),
+        ("batch of one (N=1)", _lstm_step_backward_test(N=1)),
+        ("against numerical gradients", _lstm_step_backward_test(numeric=True)),
     ],
     mistakes=[
-        (_lstm_step_backward_variant(dc_from_h=False),
+        (_lstm_step_variant(dc_from_h=False),
          "The gradient reaching next_c comes from dnext_c *and* from next_h = o * tanh(next_c): "
          "dc = dnext_c + dnext_h * o * (1 - tanh(next_c)**2)."),
-        (_lstm_step_backward_variant(dprev_c_scale=False),
+        (_lstm_step_variant(forget=False),
          "dprev_c = dc * f: the old cell reaches the new one multiplied by the forget gate."),
+        (_lstm_step_variant(out_tanh=False),
+         "The output gate's gradient: next_h = o * tanh(next_c), so do = dnext_h * tanh(next_c) (the tanh of the "
+         "cell, not the cell itself), then times o * (1 - o)."),
+        (_lstm_step_variant(sigmoid_slope=False),
+         "The gates i, f, o are sigmoids: their slope is s * (1 - s); 1 - s**2 is the slope of tanh, which only "
+         "the candidate g uses."),
+        (_lstm_step_variant(db_mean=True),
+         "db is a mean over the batch; it must be the sum over the batch, da.sum(axis=0), like dWx and dWh."),
+        (_lstm_step_variant(dc_slope=False),
+         "next_h = o * tanh(next_c) reaches next_c through the tanh: dc = dnext_c + dnext_h * o * "
+         "(1 - tanh(next_c)**2); the factor (1 - tanh(next_c)**2) is missing."),
+        (_lstm_step_variant(dc_o=False),
+         "next_h = o * tanh(next_c) reaches next_c through the output gate too: dc = dnext_c + dnext_h * o * "
+         "(1 - tanh(next_c)**2); the factor o is missing."),
+        (_lstm_step_variant(use_dnext_c=False),
+         "The upstream gradient of the cell, dnext_c, is missing from dc: dc = dnext_c + dnext_h * o * "
+         "(1 - tanh(next_c)**2). (It is how the gradient of later steps arrives through the cell.)"),
+        (_lstm_step_variant(order="ifgo"),
+         "The blocks of da are stacked in torch's order i, f, g, o; this course stacks them i, f, o, g, like the "
+         "forward's gates: np.concatenate([di, df, do, dg], axis=1) (each already times its nonlinearity's slope)."),
     ],
 ))
 
 
-def _seq_backward_args(T=None):
-    def make(rng):
-        inputs = _lstm_seq_args(T=T)(rng)
-        h, cache = gates.lstm_forward(*inputs.values())
-        return {"dh": rng.standard_normal(h.shape), "cache": cache}
+def _lstm_seq_variant(carry_c=True, carry_h=True, average=False, dh0=True, forwards=False, accumulate=True):
+    """A wrong lstm_backward from the forward's inputs: the cell's or the hidden state's gradient not carried back,
+    the weight gradients averaged over time or overwritten (only the last step computed), dh0 left at zero, or
+    the loop walking forwards in time."""
 
-    return make
-
-
-def _seq_backward_variant(carry_c=True, carry_h=True):
-    def wrong(dh, cache):
-        x, h0, Wx, Wh, h, c, g = (cache[k] for k in ("x", "h0", "Wx", "Wh", "h", "c", "gates"))
+    def wrong(inputs, ups):
+        (dh,) = ups
+        x, h0, Wx, Wh, b = inputs.values()
         N, T, H = dh.shape
+        steps, h, c = [], h0, np.zeros_like(h0)
+        for t in range(T):
+            h, c, cache = gates.lstm_step_forward(x[:, t], h, c, Wx, Wh, b)
+            steps.append(cache)
         dx, sums = np.zeros(x.shape), [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(4 * H)]
         dnh, dnc = np.zeros((N, H)), np.zeros((N, H))
-        for t in reversed(range(T)):
-            step_cache = (x[:, t], h[:, t - 1] if t else h0, c[:, t - 1] if t else np.zeros((N, H)), Wx, Wh,
-                          g[:, t], c[:, t])
+        for t in (range(T) if forwards else reversed(range(T))):
             dx[:, t], dph, dpc, *d = gates.lstm_step_backward(dh[:, t] + (dnh if carry_h else 0),
-                                                              dnc if carry_c else np.zeros((N, H)), step_cache)
+                                                              dnc if carry_c else np.zeros((N, H)), steps[t])
             dnh, dnc = dph, dpc
-            sums = [s + v for s, v in zip(sums, d, strict=True)]
-        return (dx, dnh, *sums)
+            sums = [s + v for s, v in zip(sums, d, strict=True)] if accumulate else d
+        if average:
+            sums = [s / T for s in sums]
+        return (dx, dnh if dh0 else np.zeros((N, H)), *sums)
 
     return wrong
 
 
+def _lstm_seq_backward_test(numeric=False, **kw):
+    return backward_test(_lstm_seq_args(**kw), ("h",), ("dh",), LSTM_SEQ_GRADS, numeric=numeric)
+
+
 register(Exercise(
-    "lstm_backward", NB, gates.lstm_backward,
+    "lstm_backward", NB, gates.lstm_backward, forward=gates.lstm_forward, forward_name="lstm_forward",
+    uses=("lstm_step_backward",),
     tests=[
-        ("values against the reference", value_test(_seq_backward_args(), returns(*LSTM_SEQ_GRADS), 1e-7)),
-        ("one time step (T=1)", value_test(_seq_backward_args(T=1), returns(*LSTM_SEQ_GRADS), 1e-7)),
-        ("against numerical gradients", backward_gradient_test(gates.lstm_forward, _lstm_seq_args(), LSTM_SEQ_GRADS)),
+        ("values against the reference", _lstm_seq_backward_test()),
+        ("one time step (T=1)", _lstm_seq_backward_test(T=1)),
+        ("against numerical gradients", _lstm_seq_backward_test(numeric=True)),
     ],
     mistakes=[
-        (_seq_backward_variant(carry_c=False),
+        (_lstm_seq_variant(carry_c=False),
          "The gradient of the cell state is not carried back: pass each step's dprev_c to the step before as "
          "its dnext_c. This path, through the forget gates, is the LSTM's gradient highway."),
-        (_seq_backward_variant(carry_h=False),
+        (_lstm_seq_variant(carry_h=False),
          "The gradient flowing back through h is dropped: step t gets dh[:, t] + the dprev_h of step t + 1."),
+        (_lstm_seq_variant(average=True),
+         "The weight gradients are averaged over time; Wx, Wh and b are shared by every step, so their "
+         "gradients are the sums of the per-step gradients."),
+        (_lstm_seq_variant(dh0=False),
+         "dh0 is missing: it is the dprev_h that comes back out of step 0."),
+        (_lstm_seq_variant(forwards=True),
+         "Your loop walks forwards in time. Backpropagation starts at the last step, t = T - 1, and walks back "
+         "to t = 0, since step t needs the gradients that came back from step t + 1: for t in reversed(range(T))."),
+        (_lstm_seq_variant(accumulate=False),
+         "The weight gradients hold only the last step computed (t = 0): Wx, Wh and b are shared by every step, "
+         "so add up the per-step gradients."),
     ],
 ))
 
@@ -277,53 +375,59 @@ def lstm_to_torch(Wx, Wh, b):
             "bias_ih_l0": torch.tensor(b[order]), "bias_hh_l0": torch.zeros(4 * H, dtype=torch.float64)}
 
 
-def _mapping_test(fn, ex):
+def _mapping_test(trial):
     """torch.nn.LSTM loaded with the learner's tensors must reproduce the numpy LSTM's outputs."""
     import torch
 
-    rng = np.random.default_rng()
+    rng, ex = trial.rng, trial.exercise
     n, t, D, H = _dims(rng)
     args = _gate_weights(rng, D, H, 4)
-    got = call_checked(fn, args)
+    got = call(trial.fn, args)
     if not isinstance(got, dict):
-        raise Failure(f"Expected a dict of tensors named like torch.nn.LSTM's parameters; got {type(got).__name__}.",
+        raise Failure(f"Expected a dict of tensors named like torch.nn.LSTM's parameters; got {kind(got)}.",
                       "Return {'weight_ih_l0': ..., 'weight_hh_l0': ..., 'bias_ih_l0': ..., 'bias_hh_l0': ...}.")
-    ref = ex.reference(*copy.deepcopy(args).values())
+    ref = ex.reference(*snapshot(args).values())
     missing = sorted(set(ref) - set(got))
     if missing:
         raise Failure(f"Missing entries: {missing}. torch.nn.LSTM(D, H) has weight_ih_l0 (4H, D), weight_hh_l0 "
                       "(4H, H), bias_ih_l0 and bias_hh_l0 (4H,).")
+    for name in ref:
+        value = got[name]
+        if not isinstance(value, torch.Tensor):
+            raise Failure(f"`{name}` is {kind(value)}; load_state_dict needs torch tensors.",
+                          "Wrap each array: torch.tensor(array) (it keeps numpy's float64).")
+        if value.dtype != torch.float64:
+            raise Failure(f"`{name}` is a {str(value.dtype).replace('torch.', '')} tensor; the weights are float64, "
+                          f"and loading them into {value.dtype} would round them to about 7 significant digits.",
+                          "torch.tensor(array) keeps float64; torch.Tensor(array) and .float() make float32.")
+        if tuple(value.shape) == tuple(ref[name].shape)[::-1] and value.dim() == 2:
+            raise Failure(f"`{name}` has shape {tuple(value.shape)}; torch stores it transposed, "
+                          f"{tuple(ref[name].shape)}.", "torch computes x @ W.T, so its weight is our Wx.T (and Wh.T).")
+    mine = {k: got[k].detach().cpu().numpy() for k in ref}
     for name in ("weight_ih_l0", "weight_hh_l0"):
-        mine = np.asarray(got[name].detach() if hasattr(got[name], "detach") else got[name])
-        if mine.shape == ref[name].shape[::-1]:
-            raise Failure(f"`{name}` has shape {mine.shape}; torch stores it transposed, {tuple(ref[name].shape)}.",
-                          "torch computes x @ W.T, so its weight is our Wx.T (and Wh.T).")
-        try:
-            assert_close(name, mine, ref[name].numpy(), 1e-7)
-        except Failure as f:
-            ours = np.asarray(mine)
-            if ours.shape == ref[name].shape and np.allclose(ours, ref[name].numpy()[np.r_[0:2 * H, 3 * H:4 * H,
-                                                                                        2 * H:3 * H]]):
-                f.hint = ("The gate blocks are still in our order i, f, o, g; torch.nn.LSTM stacks them i, f, g, o, "
-                          "so swap the last two blocks of H rows.")
-            raise
-    total = sum(np.asarray(got[k].detach() if hasattr(got[k], "detach") else got[k]) for k in ("bias_ih_l0",
-                                                                                              "bias_hh_l0"))
-    try:
-        assert_close("bias_ih_l0 + bias_hh_l0", total, ref["bias_ih_l0"].numpy(), 1e-7)
-    except Failure as f:
-        f.hint = ("torch adds two biases, bias_ih_l0 + bias_hh_l0; together they must equal our b (reordered "
-                  "i, f, g, o). Put b in one and zeros in the other.")
-        raise
+        problem = mismatch(name, mine[name], ref[name].numpy(), 1e-7)
+        if problem:
+            ours_order = ref[name].numpy()[np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H]]
+            same_as_ours = mismatch(name, mine[name], ours_order, 1e-7) is None
+            raise Failure(str(problem), "The gate blocks are still in our order i, f, o, g; torch.nn.LSTM stacks "
+                          "them i, f, g, o, so swap the last two blocks of H rows." if same_as_ours else None)
+    problem = mismatch("bias_ih_l0 + bias_hh_l0", mine["bias_ih_l0"] + mine["bias_hh_l0"], ref["bias_ih_l0"].numpy(),
+                       1e-7)
+    if problem:
+        raise Failure(str(problem), "torch adds two biases, bias_ih_l0 + bias_hh_l0; together they must equal our b "
+                      "(reordered i, f, g, o). Put b in one and zeros in the other.")
     lstm = torch.nn.LSTM(D, H, batch_first=True, dtype=torch.float64)
-    lstm.load_state_dict({k: torch.as_tensor(np.asarray(v.detach() if hasattr(v, "detach") else v),
-                                             dtype=torch.float64) for k, v in got.items()})
+    try:
+        lstm.load_state_dict({k: got[k] for k in ref})
+    except Exception as exc:
+        raise Failure(f"torch.nn.LSTM({D}, {H}).load_state_dict refused your dict: "
+                      f"{str(exc).splitlines()[0]}") from None
     x, h0 = rng.standard_normal((n, t, D)), rng.standard_normal((n, H))
     with torch.no_grad():
         theirs, _ = lstm(torch.tensor(x), (torch.tensor(h0[None]), torch.zeros(1, n, H, dtype=torch.float64)))
     ours, _ = gates.lstm_forward(x, h0, **args)
     try:
-        assert_close("torch.nn.LSTM output", theirs.numpy(), ours, 1e-7)
+        compare_outputs({"torch.nn.LSTM output": ours}, {"torch.nn.LSTM output": theirs.numpy()}, 1e-7)
     except Failure as f:
         f.message += f"\nInputs: {describe_inputs(args)}"
         raise

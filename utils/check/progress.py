@@ -3,13 +3,16 @@
 Answered from the saved notebooks themselves, without running them: for each notebook a fresh child
 process runs its first code cell (the imports, IPython magics dropped) and the cells that define the
 notebook's exercise functions, then checks those functions in course order, rebinding each to the
-reference when it fails, as the notebook's own check cells do. No other progress file is kept, so
-there is none to lose or corrupt: the notebooks are the record. A notebook that is missing, not valid
-JSON, or that hangs is reported as such and the others are still summarised.
+reference when it fails, as the notebook's own check cells do (a backward pass is paired with the
+notebook's function of its forward's name when the notebook defines one, else with the reference's).
+No other progress file is kept, so there is none to lose or corrupt: the notebooks are the record. A
+notebook that is missing, not valid JSON, or that hangs is reported as such and the others are still
+summarised.
 
     python -m utils.check --summary lectures/
 """
 
+import ast
 import json
 import os
 import re
@@ -26,8 +29,11 @@ _DEF = re.compile(r"^def (\w+)\(", re.M)
 
 
 def exercise_cells(nb, number):
-    """The setup source and the sources of the cells defining this notebook's exercises."""
+    """The setup source and the sources of the cells defining this notebook's exercises (and the forwards its
+    check cells pair backward passes with)."""
     names = {ex.name for ex in exercises() if ex.notebook == number}
+    for expression in forward_expressions(nb).values():
+        names |= {n.id for n in ast.walk(ast.parse(expression)) if isinstance(n, ast.Name)}
     code = [c.source for c in nb.cells if c.cell_type == "code"]
     setup = "\n".join(
         line for line in (code[0] if code else "").splitlines() if not line.lstrip().startswith(("%", "!"))
@@ -35,11 +41,30 @@ def exercise_cells(nb, number):
     return setup, [src for src in code[1:] if names & set(_DEF.findall(src))]
 
 
+def forward_expressions(nb):
+    """{exercise: the source of the `forward=` its check cell passes}, for the backward passes a notebook checks."""
+    found = {}
+    for cell in (c for c in nb.cells if c.cell_type == "code"):
+        source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "check" and node.args
+                    and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                for keyword in node.keywords:
+                    if keyword.arg == "forward":
+                        found[node.args[0].value] = ast.unparse(keyword.value)
+    return found
+
+
 def _child(path):
     """Run in a child process: define the exercises from the notebook and print their results as JSON."""
     nb = nbformat.read(path, as_version=4)
     number = notebook_number(nb, path)
     setup, cells = exercise_cells(nb, number)
+    forwards = forward_expressions(nb)
     namespace = {"__name__": "__course_progress__"}
     broken = {}
     for src in [setup, *cells]:
@@ -55,8 +80,17 @@ def _child(path):
             results.append({"exercise": ex.name, "status": "error", "message": message})
             namespace[ex.name] = ex.reference
             continue
-        result = run(ex.name, namespace[ex.name])
-        namespace[ex.name] = namespace[ex.name] if result.passed else ex.reference
+        forward = None
+        if ex.is_backward:  # the forward its check cell passes, as the notebook would evaluate it there
+            try:
+                forward = eval(forwards.get(ex.name, ex.forward_name), namespace)  # the learner's own expression
+            except Exception:
+                forward = None
+        result = run(ex.name, namespace[ex.name], forward=forward if callable(forward) else None)
+        if ex.is_backward:  # as the check cell binds them: the learner's pair once it passes, else the reference's
+            namespace[ex.forward_name] = forward if result.passed and callable(forward) else ex.forward
+        if not result.passed:
+            namespace[ex.name] = ex.reference
         results.append({"exercise": ex.name, "status": result.status, "message": result.message})
     print(json.dumps({"notebook": number, "exercises": results}))
 

@@ -3,19 +3,19 @@
 import numpy as np
 
 from .. import layers
-from .battery import call_checked, describe_inputs, numeric_gradient_test, returns, value_test
-from .compare import Failure
-from .core import Exercise, call_learner, register
+from .battery import call, describe_inputs, numeric_gradient_test, returns, value_test
+from .compare import Failure, kind
+from .core import Exercise, register
 
 NB = "01"
 FLOAT32 = {"rtol": 1e-4, "atol": 1e-5}  # float32 carries ~7 significant digits
 
 
-def _dims(rng, N=None, T=None):
+def _dims(rng, N=None, T=None, D=None, H=None):
     N = N or int(rng.integers(2, 6))
     T = T or int(rng.integers(2, 7))
-    D = int(rng.integers(3, 7))
-    H = D + int(rng.integers(1, 4))  # D != H, so a transposed Wx cannot go unnoticed
+    D = D or int(rng.integers(3, 7))
+    H = H or D + int(rng.integers(1, 4))  # D != H, so a transposed Wx cannot go unnoticed
     return N, T, D, H
 
 
@@ -27,15 +27,15 @@ def _weights(rng, D, H, dtype):
     }
 
 
-def _rnn_args(N=None, T=None, dtype=np.float64, step=False):
+def _rnn_args(N=None, T=None, dtype=np.float64, step=False, D=None, H=None):
     """Inputs of rnn_step_forward (step=True: x (N, D), prev_h) or of rnn_forward (x (N, T, D), h0)."""
 
     def make(rng):
-        n, t, D, H = _dims(rng, N=N, T=T)
+        n, t, d, h = _dims(rng, N=N, T=T, D=D, H=H)
         return {
-            "x": rng.standard_normal((n, D) if step else (n, t, D)).astype(dtype),
-            "prev_h" if step else "h0": rng.uniform(-1, 1, (n, H)).astype(dtype),
-            **_weights(rng, D, H, dtype),
+            "x": rng.standard_normal((n, d) if step else (n, t, d)).astype(dtype),
+            "prev_h" if step else "h0": rng.uniform(-1, 1, (n, h)).astype(dtype),
+            **_weights(rng, d, h, dtype),
         }
 
     return make
@@ -56,6 +56,8 @@ register(Exercise(
     tests=[
         ("values (float64)", value_test(_rnn_args(step=True), returns("next_h", "cache"), 1e-7)),
         ("batch of one (N=1)", value_test(_rnn_args(N=1, step=True), returns("next_h", "cache"), 1e-7)),
+        ("one input and one hidden unit (D = H = 1)",
+         value_test(_rnn_args(D=1, H=1, step=True), returns("next_h", "cache"), 1e-7)),
         ("float32 inputs", value_test(_rnn_args(dtype=np.float32, step=True), returns("next_h", "cache"), **FLOAT32)),
     ],
     mistakes=[
@@ -73,11 +75,16 @@ register(Exercise(
          "The bias belongs inside the tanh: tanh(x @ Wx + prev_h @ Wh + b)."),
         (lambda x, prev_h, Wx, Wh, b: (np.tanh(x @ Wx + b), None),
          "prev_h is not used: the previous hidden state enters through prev_h @ Wh."),
+        (lambda x, prev_h, Wx, Wh, b: (np.tanh(x @ Wx) + prev_h @ Wh + b, None),
+         "A misplaced parenthesis: the tanh wraps only x @ Wx; it must wrap the whole sum, "
+         "tanh(x @ Wx + prev_h @ Wh + b)."),
+        (lambda x, prev_h, Wx, Wh, b: (np.tanh(x @ Wx + prev_h) @ Wh + b, None),
+         "A misplaced parenthesis: prev_h must be multiplied by Wh inside the tanh: tanh(x @ Wx + prev_h @ Wh + b)."),
     ],
 ))
 
 register(Exercise(
-    "rnn_forward", NB, layers.rnn_forward,
+    "rnn_forward", NB, layers.rnn_forward, uses=("rnn_step_forward",),
     tests=[
         ("values (float64)", value_test(_rnn_args(), returns("h", "cache"), 1e-7, locate=_seq_locate)),
         ("one time step (T=1)", value_test(_rnn_args(T=1), returns("h", "cache"), 1e-7, locate=_seq_locate)),
@@ -105,6 +112,8 @@ def _loss_args(N=None, T=None, scale=2.0, mask="random", dtype=np.float64):
         if mask in ("random", "float") and n * t > 1:  # at least one padded and one real position
             m = rng.random((n, t)) < 0.7
             m[0, 0], m[-1, -1] = True, False
+        if mask == "padded row":  # one whole sequence is padding: it adds nothing, but N still counts it
+            m[-1] = False
         return {
             "x": (scale * rng.standard_normal((n, t, V))).astype(dtype),
             "y": rng.integers(0, V, (n, t)),
@@ -132,11 +141,22 @@ def _loss_variant(loss_scale=None, dx_scale=None, mask_loss=True, mask_dx=True, 
     return wrong
 
 
+def _softmax_over_time(x, y, mask):
+    N = x.shape[0]
+    m = np.asarray(mask, dtype=float)
+    p = layers.softmax(x, axis=1)
+    picked = np.take_along_axis(p, y[:, :, None], axis=2)[:, :, 0]
+    dx = p.copy()
+    np.put_along_axis(dx, y[:, :, None], picked[:, :, None] - 1, axis=2)
+    return -(np.log(picked) * m).sum() / N, dx * m[:, :, None] / N
+
+
 register(Exercise(
     "temporal_softmax_loss", NB, layers.temporal_softmax_loss,
     tests=[
         ("values with a padding mask", value_test(_loss_args(), returns("loss", "dx"), 1e-7)),
         ("mask of all ones", value_test(_loss_args(mask="ones"), returns("loss", "dx"), 1e-7)),
+        ("one sequence entirely padding", value_test(_loss_args(N=3, mask="padded row"), returns("loss", "dx"), 1e-7)),
         ("one step, batch of one", value_test(_loss_args(N=1, T=1, mask="ones"), returns("loss", "dx"), 1e-7)),
         ("large scores (numerical stability)", value_test(
             _loss_args(scale=1000.0), returns("loss", "dx"), 1e-7,
@@ -163,6 +183,9 @@ register(Exercise(
          "The loss is right; dx must be divided by N too, like the loss."),
         (_loss_variant(sign=-1.0),
          "dx has the wrong sign: the gradient of cross-entropy is softmax(x) - onehot(y)."),
+        (_softmax_over_time,
+         "The softmax runs over the wrong axis: each position's V scores x[n, t, :] form one distribution, "
+         "so normalise over the last axis (axis=2 or -1), not over time (axis=1)."),
     ],
 ))
 
@@ -192,10 +215,15 @@ def _sample_output(args, result):
     if result is None:
         raise Failure("Your function returned None; expected an (N, T) array of token indices.",
                       "Did you forget the `return`?")
-    out = np.asarray(result)
+    if type(result) is not np.ndarray:
+        raise Failure(f"Expected a numpy array of shape (N, T) = {(N, T)}; got {kind(result)}.",
+                      "Collect the samples in an array (np.zeros((N, T), dtype=int), or np.stack of the columns): "
+                      "the cells after the check index it as one.")
+    out = result
     if out.shape != (N, T):
-        raise Failure(f"Expected an array of shape (N, T) = {(N, T)}; got shape {out.shape}.",
-                      "Return only the T sampled tokens, one row per sequence; the first input x0 is not included.")
+        hint = ("Return only the T sampled tokens, one row per sequence; the first input x0 is not included."
+                if out.shape != (T, N) or N == T else "That is (T, N): one row per sequence, so stack along axis 1.")
+        raise Failure(f"Expected an integer array of shape (N, T) = {(N, T)}; got {kind(result)}.", hint)
     if not np.issubdtype(out.dtype, np.integer):
         raise Failure(f"Expected integer token indices; got dtype {out.dtype}.", "Convert with .astype(int).")
     if out.min() < 0 or out.max() >= V:
@@ -203,10 +231,15 @@ def _sample_output(args, result):
     return out
 
 
-def _shape_test(fn, ex):
-    rng = np.random.default_rng()
+def _generator(trial):
+    """A generator for the learner's function, itself seeded from the trial (so a replay repeats it)."""
+    return np.random.default_rng(int(trial.rng.integers(1 << 62)))
+
+
+def _shape_test(trial):
+    rng = trial.rng
     args = _sample_model(rng, V=int(rng.integers(3, 7)), H=6, N=5, T=int(rng.integers(2, 7)), out_scale=1.0)
-    _sample_output(args, call_checked(fn, {**args, "rng": np.random.default_rng(0)}))
+    _sample_output(args, call(trial.fn, {**args, "rng": _generator(trial)}))
 
 
 def _greedy_path(args, carry=True, feed_back=True):
@@ -221,13 +254,13 @@ def _greedy_path(args, carry=True, feed_back=True):
     return np.stack(path, axis=1), surest
 
 
-def _certain_test(fn, ex):
+def _certain_test(trial):
     """With a nearly deterministic output layer every correct sampler follows the same path.
 
     The model is redrawn until that path is certain (every step > 1 - 1e-9) and until dropping the
     hidden state's memory or the feedback of samples would change it, so both mistakes are caught.
     """
-    rng = np.random.default_rng()
+    rng = trial.rng
     for _ in range(200):  # about half of the draws qualify
         args = _sample_model(rng, V=int(rng.integers(3, 7)), H=7, N=8, T=8, out_scale=1000.0)
         expected, surest = _greedy_path(args)
@@ -236,12 +269,15 @@ def _certain_test(fn, ex):
             break
     else:
         raise RuntimeError("no suitable test model found; please report this as a bug in the course")
-    got = _sample_output(args, call_checked(fn, {**args, "rng": np.random.default_rng()}))
+    got = _sample_output(args, call(trial.fn, {**args, "rng": _generator(trial)}))
     if not np.array_equal(got, expected):
         n, t = (int(i) for i in np.argwhere(got != expected)[0])
         where = ("the first sample is already wrong: step 0 takes one-hot(x0) and h0"
                  if t == 0 else f"the samples before step {t} are right, sample {t} is not: feed each sampled token "
                  "back in as the next one-hot input and carry h from step to step")
+        if np.array_equal(got[:, 0], args["x0"]) and not np.array_equal(expected[:, 0], args["x0"]):
+            where = ("your first column is x0, the first input: return only the T tokens you sampled, starting "
+                     "with the one drawn after reading x0")
         raise Failure(
             f"With an output layer so confident that each next token has probability > 1 - 1e-9, sequence {n} "
             f"should be {expected[n].tolist()}; yours is {got[n].tolist()}.\nInputs: {describe_inputs(args)}",
@@ -249,29 +285,28 @@ def _certain_test(fn, ex):
         )
 
 
-def _rng_test(fn, ex):
-    rng = np.random.default_rng()
+def _rng_test(trial):
+    rng = trial.rng
     args = _sample_model(rng, V=4, H=6, N=40, T=6, out_scale=1.0)
     seed = int(rng.integers(1 << 30))
-    a = call_learner(fn, *args.values(), np.random.default_rng(seed))
-    b = call_learner(fn, *args.values(), np.random.default_rng(seed))
-    c = call_learner(fn, *args.values(), np.random.default_rng(seed + 1))
-    if not np.array_equal(np.asarray(a), np.asarray(b)):
+    a, b, c = (_sample_output(args, call(trial.fn, {**args, "rng": np.random.default_rng(s)}))
+               for s in (seed, seed, seed + 1))
+    if not np.array_equal(a, b):
         raise Failure("Two calls with identically seeded generators gave different samples.",
                       "Draw every random number from the `rng` argument (rng.choice or rng.random), "
                       "not from np.random.*, so that a seed makes the samples repeat.")
-    if np.array_equal(np.asarray(a), np.asarray(c)):
+    if np.array_equal(a, c):
         raise Failure("Generators with different seeds gave identical samples for 40 sequences of 6 tokens.",
                       "Sample from the softmax distribution (rng.choice(V, p=probs)) instead of taking the argmax.")
 
 
-def _distribution_test(fn, ex, n=10_000, z_max=5.5):
+def _distribution_test(trial, n=10_000, z_max=5.5):
     """The first two samples' joint frequencies must match the model's probabilities.
 
     Each of the V*V cell counts is compared with n*p by its z-score; 5.5 standard deviations keeps the
     chance that a correct sampler fails below one in a million.
     """
-    rng = np.random.default_rng()
+    rng = trial.rng
     V = 3
     while True:
         one = _sample_model(rng, V=V, H=5, N=1, T=2, out_scale=0.7)
@@ -280,7 +315,7 @@ def _distribution_test(fn, ex, n=10_000, z_max=5.5):
         if joint.min() > 0.02:
             break
     args = {**one, "x0": np.repeat(one["x0"], n), "h0": np.repeat(one["h0"], n, axis=0)}
-    got = _sample_output(args, call_checked(fn, {**args, "rng": np.random.default_rng()}))
+    got = _sample_output(args, call(trial.fn, {**args, "rng": _generator(trial)}))
     counts = np.zeros((V, V))
     np.add.at(counts, (got[:, 0], got[:, 1]), 1)
     z = (counts - n * joint) / np.sqrt(n * joint * (1 - joint))
@@ -296,7 +331,7 @@ def _distribution_test(fn, ex, n=10_000, z_max=5.5):
 
 
 register(Exercise(
-    "rnn_sample", NB, layers.rnn_sample,
+    "rnn_sample", NB, layers.rnn_sample, uses=("rnn_step_forward",),
     tests=[
         ("returns (N, T) integer indices", _shape_test),
         ("follows a certain model exactly", _certain_test),
