@@ -82,6 +82,19 @@ def backward_autograd(dz, dalpha, cache):
     return tuple(g.numpy() for g in torch.autograd.grad(total, t))
 
 
+def forward_dict_cache(h, V, W_h, W_v, w):
+    """A cache of the learner's own: a dict holding the pre-activation instead of the tanh."""
+    pre = V @ W_v + (h @ W_h)[:, None, :]
+    alpha = attention.softmax(np.tanh(pre) @ w, axis=1)
+    return np.einsum("nl,nld->nd", alpha, V), alpha, {"inputs": (h, V, W_h, W_v, w), "pre": pre, "alpha": alpha}
+
+
+def backward_dict_cache(dz, dalpha, cache):
+    h, V, W_h, W_v, w = cache["inputs"]
+    hidden, alpha = np.tanh(cache["pre"]), cache["alpha"]
+    return attention.attention_backward(dz, dalpha, (h, V, W_h, W_v, w, hidden, alpha))
+
+
 def penalty_loops(alpha, mask):
     N, T, L = alpha.shape
     value, dalpha = 0.0, np.zeros(alpha.shape)
@@ -122,7 +135,7 @@ def reinforce_weighted(log_prob, cost, entropy, baseline, entropy_weight=0.0, de
 
 CORRECT = {
     "attention_forward": [attention.attention_forward, forward_loops, forward_einsum_float32, forward_torch],
-    "attention_backward": [attention.attention_backward, backward_loops, backward_autograd],
+    "attention_backward": [attention.attention_backward, backward_loops, backward_autograd],  # the course's cache
     "doubly_stochastic_penalty": [attention.doubly_stochastic_penalty, penalty_loops, penalty_float32_where],
     "reinforce_loss": [attend.reinforce_loss, reinforce_long_hand, reinforce_weighted],
 }
@@ -138,15 +151,24 @@ def test_correct_variants_pass(name, fn):
     assert_check_passes(name, fn)
 
 
+def test_a_backward_reading_its_own_forwards_cache_passes_as_a_pair():
+    assert_check_passes("attention_backward", backward_dict_cache, forward=forward_dict_cache)
+    result = check.run("attention_backward", backward_dict_cache)  # given the course's cache instead
+    assert not result.passed and "The cache it was given" in result.message, result.message
+
+
 @pytest.mark.parametrize("name,fn", [("attention_forward", forward_einsum_float32),
                                      ("doubly_stochastic_penalty", penalty_float32_where)],
                          ids=lambda v: getattr(v, "__name__", v))
 def test_float32_variants_pass_the_float32_tests(name, fn):
+    from utils.check.core import Trial
+
     ex = check.get(name)
-    for title, test in ex.tests:
-        if "float32" in title:
-            for _ in range(3):
-                test(fn, ex)
+    tests = [test for title, test in ex.tests if "float32" in title]
+    assert tests
+    for seed in range(5):
+        for test in tests:
+            test(Trial(fn, ex, np.random.default_rng(seed)))
 
 
 # ---- wrong implementations ----------------------------------------------------------------------
@@ -171,6 +193,15 @@ def _forward_sum_not_mean(h, V, W_h, W_v, w):
 def _forward_in_place(h, V, W_h, W_v, w):
     V -= V.mean()
     return attention.attention_forward(h, V, W_h, W_v, w)
+
+
+def _on_cache(variant):
+    """A mistake written from the forward's inputs, as a backward that reads the course's cache."""
+
+    def backward(dz, dalpha, cache):
+        return variant(dict(zip(("h", "V", "W_h", "W_v", "w"), cache[:5], strict=True)), (dz, dalpha))
+
+    return backward
 
 
 def _backward_dh_mean(dz, dalpha, cache):
@@ -229,12 +260,12 @@ WRONG = {
         "modifies V": _forward_in_place,
     },
     "attention_backward": {
-        "dV without the score path": checks._on_cache(checks._backward_variant(score_path=False)),
-        "dV without the z path": checks._on_cache(checks._backward_variant(value_path=False)),
-        "softmax Jacobian's sum term dropped": checks._on_cache(checks._backward_variant(softmax_jacobian=False)),
-        "tanh derivative dropped": checks._on_cache(checks._backward_variant(tanh_grad=False)),
-        "not summed over locations": checks._on_cache(checks._backward_variant(sum_locations=False)),
-        "dalpha ignored": checks._on_cache(checks._backward_variant(use_dalpha=False)),
+        "dV without the score path": _on_cache(checks._backward_variant(score_path=False)),
+        "dV without the z path": _on_cache(checks._backward_variant(value_path=False)),
+        "softmax Jacobian's sum term dropped": _on_cache(checks._backward_variant(softmax_jacobian=False)),
+        "tanh derivative dropped": _on_cache(checks._backward_variant(tanh_grad=False)),
+        "not summed over locations": _on_cache(checks._backward_variant(sum_locations=False)),
+        "dalpha ignored": _on_cache(checks._backward_variant(use_dalpha=False)),
         "dh averaged over locations": _backward_dh_mean,
         "dw from the first example": _backward_dw_one_example,
     },

@@ -30,6 +30,9 @@ LOCAL = {
     "utils.gates": {"sigmoid"},
     "utils.charrnn": {"init_params", "streams", "char_rnn_loss", "bits_per_char", "chars_per_second"},
     "utils.decoding": set(),
+    "utils.attention": {"softmax"},
+    "utils.attend": {"penalty", "receptive_field", "explain", "box_overlap", "named_positions", "attention_maps", "_tv",
+                     "grounding", "attention_parameters", "_sampled_costs", "mean_cost", "gradient_samples"},
 }
 #: Arguments of a reference that must stay in the worker as handles (callbacks, and parameters they update).
 BY_HANDLE = {"truncated_bptt": (0, 1, 4), "beam_search": (0,)}
