@@ -55,7 +55,8 @@ def test_receptive_field_is_what_the_encoder_says(depth):
 def test_decode_shapes_and_attention(small, kind):
     data, vocab, ids = small
     model = AttentionCaptioner(len(vocab), attention=kind, hidden=32, attend=8, channels=(4, 8, 8))
-    scores, (h, c, covered, previous), record = model(captioning.image_tensor(data.images[:3]), torch.as_tensor(ids[:3, :-1]))
+    images, words = captioning.image_tensor(data.images[:3]), torch.as_tensor(ids[:3, :-1])
+    scores, (h, c, covered, previous), record = model(images, words)
     T = ids.shape[1] - 1
     assert scores.shape == (3, T, len(vocab)) and h.shape == c.shape == (1, 3, 32) and covered.shape == (1, 3, 256)
     assert torch.allclose(covered[0].sum(dim=1), torch.full((3,), float(T)))  # one unit of attention per step
