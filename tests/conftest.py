@@ -1,7 +1,13 @@
 """Fixtures shared by the test modules."""
 
-import pytest
-import torch
+import os
+
+# As `make` exports it: the kernels these tests start share two cores, and spinning OpenMP threads would starve
+# each other (set before torch loads its OpenMP runtime, here and in every process the tests start).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 @pytest.fixture

@@ -63,7 +63,8 @@ class LabServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
              f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0", "--IdentityProvider.token=",
-             "--ServerApp.password=", "--LabApp.news_url=None", f"--ServerApp.root_dir={self.root}",
+             "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",  # so the tests may DELETE a session
+             "--LabApp.news_url=None", f"--ServerApp.root_dir={self.root}",
              f"--LabApp.user_settings_dir={dirs['settings']}", f"--LabApp.workspaces_dir={dirs['ws']}"],
             env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -81,6 +82,15 @@ class LabServer:
             except OSError:
                 time.sleep(0.3)
         raise RuntimeError("jupyter lab did not answer within 60 s")
+
+    def shut_down_kernels(self):
+        """End every kernel the server runs (a notebook that timed out would go on computing beside the next)."""
+        with urllib.request.urlopen(f"{self.url}/api/sessions", timeout=10) as r:
+            sessions = json.load(r)
+        for session in sessions:
+            request = urllib.request.Request(f"{self.url}/api/sessions/{session['id']}", method="DELETE")
+            with urllib.request.urlopen(request, timeout=30):
+                pass
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)  # it shuts its kernels down first

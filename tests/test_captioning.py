@@ -117,3 +117,42 @@ def test_objects_named_counts_held_out_and_seen_pairs():
                   ["a red triangle left of a blue circle"])
     said = ["a red square left of a blue circle", "a red triangle left of a blue circle", "a blue circle"]
     assert captioning.objects_named(said, [scene] * 3, HELD_OUT) == {"held-out pair": (1, 2), "seen pair": (2, 2)}
+
+
+def test_affine_h0_is_the_projection_without_tanh(small):
+    data, vocab, ids = small
+    images = captioning.image_tensor(data.images[:4])
+    torch.manual_seed(0)
+    tanh = Captioner(len(vocab), image_input="h0", hidden=16)
+    torch.manual_seed(0)
+    affine = Captioner(len(vocab), image_input="h0", hidden=16, h0="affine")
+    with torch.no_grad():
+        affine.init_h.weight.mul_(50.0)  # large enough that tanh would saturate
+        tanh.init_h.weight.copy_(affine.init_h.weight)
+        for model in (tanh, affine):
+            model.eval()
+        v = affine.encoder(images)
+        (h_affine, c_affine), (h_tanh, _) = affine.start(images)[1], tanh.start(images)[1]
+    assert torch.allclose(h_affine[0], affine.init_h(v)) and torch.equal(c_affine, torch.zeros_like(c_affine))
+    assert torch.allclose(h_tanh[0], h_affine[0].tanh()) and h_affine.abs().max() > 1
+
+
+def test_h0_setting_is_checked():
+    with pytest.raises(ValueError, match="h0 must be one of"):
+        Captioner(10, image_input="h0", h0="relu")
+    with pytest.raises(ValueError, match='applies to image_input="h0" only'):
+        Captioner(10, image_input="every_step", h0="affine")
+
+
+def test_teacher_forced_hits_read_the_true_prefix(trained, small):
+    model, _, images, scenes = trained
+    vocab = small[1]
+    ids = vocab.encode([s.captions[0] for s in scenes[:12]])
+    hits, mask = captioning.teacher_forced_hits(model, images[:12], ids, batch=5)
+    assert hits.shape == mask.shape == (12, ids.shape[1] - 1) and not (hits & ~mask).any()
+    assert np.array_equal(mask, ids[:, 1:] != Vocab.NULL)
+    model.eval()  # batch normalisation uses its running statistics, as in the helper
+    with torch.no_grad():  # the same verdict, one caption at a time
+        scores, _ = model(captioning.image_tensor(images[:1]), torch.as_tensor(ids[:1, :-1]))
+    model.train()
+    assert np.array_equal(hits[0], (scores[0].argmax(dim=1).numpy() == ids[0, 1:]) & mask[0])

@@ -89,3 +89,17 @@ def test_a_failing_backward_pass_rebinds_both_names_of_its_pair(environment, mon
     with pytest.raises(grading.CheckFailed):
         check("lstm_backward", wrong_backward, forward=my_forward)
     assert namespace == {"lstm_forward": gates.lstm_forward, "lstm_backward": gates.lstm_backward}
+
+
+def test_an_explorer_is_drawn_once_as_plain_output_when_grading(environment, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from utils import widgets
+
+    drawn = []
+    monkeypatch.setattr(plt, "show", lambda: drawn.append(plt.gcf().number))
+    assert type(widgets.gate_explorer()).__name__ == "interactive"  # a learner gets the sliders
+    environment.setenv("NBGRADER_EXECUTION", "autograde")
+    drawn.clear()
+    assert widgets.gate_explorer() is None and len(drawn) == 1  # the grader gets the first view, once
+    plt.close("all")

@@ -242,7 +242,7 @@ def test_the_sandboxs_copy_of_the_course_holds_no_answer(tmp_path):
     course = sandbox.build_course(tmp_path)
     assert not (course / "solutions").exists() and not (course / "tests").exists()
     assert sorted(p.name for p in (course / "utils" / "check").iterdir()) == [
-        "__init__.py", "channel.py", "client.py", "execute.py", "exercises.json", "vjp.py", "wire.py"]
+        "__init__.py", "channel.py", "client.py", "execute.py", "exercises.json", "grading.py", "vjp.py", "wire.py"]
     text = "\n".join(p.read_text() for p in (course / "utils").rglob("*.py"))
     import inspect
 

@@ -27,3 +27,20 @@ def test_progress_bars_redraw_at_most_once_a_second():
     bar = train.progress(0, 3, "x")
     assert bar.mininterval == train.PROGRESS_INTERVAL == 1.0 and not bar.leave
     assert list(bar) == [0, 1, 2]
+
+
+def test_clipped_update_returns_the_norm_before_clipping_and_none_means_no_clipping():
+    import torch
+
+    for clip in (None, 0.5):
+        model = torch.nn.Linear(3, 2)
+        with torch.no_grad():
+            model.weight.fill_(1.0)
+            model.bias.zero_()
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        loss = 10 * model(torch.ones(1, 3)).sum()
+        norm = train.clipped_update(model, opt, loss, clip)
+        # d loss / d weight = 10 everywhere (6 entries), d loss / d bias = 10 (2 entries): norm 10 * sqrt(8)
+        assert abs(norm - 10 * 8 ** 0.5) < 1e-4
+        step = (1.0 - model.weight.detach()).pow(2).sum() + model.bias.detach().pow(2).sum()
+        assert abs(step.sqrt().item() - (norm if clip is None else clip)) < 1e-4

@@ -98,6 +98,26 @@ def greedy(model, images, max_len=20, temperature=0.0, rng=None, batch=500):
     return out
 
 
+@torch.no_grad()
+def teacher_forced_hits(model, images, ids, batch=500):
+    """Teacher forcing at test time: fed the true prefix ids[:, :t], is the model's likeliest next word ids[:, t]?
+
+    Returns (hits, mask), two boolean (N, T - 1) arrays: hits is False wherever the target is <NULL>, and mask
+    marks the real targets (the words and <END>).
+    """
+    model.eval()
+    dev = device_of(model)
+    ids = np.asarray(ids)
+    guesses = np.zeros((len(ids), ids.shape[1] - 1), dtype=np.int64)
+    for lo in range(0, len(ids), batch):
+        words = torch.as_tensor(ids[lo:lo + batch, :-1], device=dev)
+        scores, _ = model(image_tensor(images[lo:lo + batch], dev), words)
+        guesses[lo:lo + batch] = scores.argmax(dim=2).cpu().numpy()
+    model.train()
+    mask = ids[:, 1:] != Vocab.NULL
+    return (guesses == ids[:, 1:]) & mask, mask
+
+
 def exact_match(predicted, scenes):
     """Fraction of predicted captions (strings) equal to one of their scene's reference captions."""
     return float(np.mean([p in s.captions for p, s in zip(predicted, scenes, strict=True)]))

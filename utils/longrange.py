@@ -76,16 +76,29 @@ class LayerNormRNN(nn.Module):
 CORES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU, "gru (lecture)": LectureGRU, "rnn + layer norm": LayerNormRNN}
 
 
+#: How a vanilla RNN's recurrent matrix W_hh starts (Tagger's recurrent_init).
+RECURRENT_INITS = ("default", "orthogonal", "identity")
+
+
 class Tagger(nn.Module):
     """Embedding -> recurrent core -> a linear read-out at every step: (N, T) ids -> (N, T, classes) scores.
 
-    cell: a key of CORES; layers and bidirectional apply to the torch.nn cores.
+    cell: a key of CORES; layers and bidirectional apply to the torch.nn cores. keep_bias: the initial bias
+    of the gate that keeps the old state (LSTM forget gate, GRU update gate); torch's own default is 0.
+    recurrent_init, recurrent_gain: how the vanilla RNN's W_hh starts, for cell "rnn" only (see
+    `_init_recurrent`).
     """
 
-    def __init__(self, vocab, classes, hidden=32, cell="lstm", layers=1, bidirectional=False, embed=16, keep_bias=3.0):
+    def __init__(self, vocab, classes, hidden=32, cell="lstm", layers=1, bidirectional=False, embed=16, keep_bias=3.0,
+                 recurrent_init="default", recurrent_gain=1.0):
         super().__init__()
         if cell not in CORES:
             raise ValueError(f"cell must be one of {sorted(CORES)}; got {cell!r}.")
+        if recurrent_init not in RECURRENT_INITS:
+            raise ValueError(f"recurrent_init must be one of {RECURRENT_INITS}; got {recurrent_init!r}.")
+        if recurrent_init != "default" and cell != "rnn":
+            raise ValueError(f"recurrent_init={recurrent_init!r} is for the vanilla RNN (cell 'rnn'); "
+                             f"got cell {cell!r}.")
         self.embed = nn.Embedding(vocab, embed)
         if cell in ("rnn", "lstm", "gru"):
             self.core = CORES[cell](embed, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional)
@@ -94,6 +107,7 @@ class Tagger(nn.Module):
         else:
             self.core = CORES[cell](embed, hidden)
         self._start_by_keeping(cell, hidden, keep_bias)
+        self._init_recurrent(recurrent_init, recurrent_gain)
         self.out = nn.Linear(hidden * (2 if bidirectional else 1), classes)
 
     @torch.no_grad()
@@ -108,24 +122,46 @@ class Tagger(nn.Module):
         elif cell == "gru (lecture)":
             self.core.x2h.bias[:H] = value
 
+    @torch.no_grad()
+    def _init_recurrent(self, how, gain):
+        """Start every W_hh of a vanilla RNN (each layer and direction) as torch's default, uniform in
+        +-1/sqrt(H) (spectral radius about 0.58, so a signal shrinks at every step), as a random orthogonal
+        matrix times gain (every singular value equals gain: with gain 1 no direction grows or shrinks; Saxe et
+        al. 2014), or as gain times the identity (the state starts as a running sum of the inputs; Le et al.
+        2015). The orthogonal draw uses torch's global generator, so torch.manual_seed repeats it."""
+        if how == "default":
+            return
+        for name, p in self.core.named_parameters():
+            if name.startswith("weight_hh"):
+                if how == "orthogonal":
+                    nn.init.orthogonal_(p, gain=gain)
+                else:
+                    p.copy_(gain * torch.eye(p.shape[0]))
+
     def forward(self, x):
         return self.out(self.core(self.embed(x))[0])
 
 
-def train_tagger(model, make_batch, steps, lr=3e-3, clip=1.0, last_only=True, desc=None):
-    """Adam with gradient clipping for a fixed number of steps on fresh batches from make_batch(step).
+def train_tagger(model, make_batch, steps, lr=3e-3, clip=1.0, last_only=True, optimizer="adam", norms=None, desc=None):
+    """A fixed number of steps on fresh batches from make_batch(step), with gradient-norm clipping.
 
-    last_only: the task is many-to-one, scored at the last step; otherwise every position with a tag
-    >= 0 is scored. Returns the list of training losses.
+    optimizer: "adam", or "sgd" (plain gradient descent, whose step is lr times the gradient: the step that
+    clipping bounds). clip: the largest global gradient norm, or None for no clipping. norms: a list that
+    receives each step's gradient norm before clipping, if given. last_only: the task is many-to-one, scored
+    at the last step; otherwise every position with a tag >= 0 is scored. Returns the list of training losses.
     """
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f'optimizer must be "adam" or "sgd"; got {optimizer!r}.')
+    opt = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)(model.parameters(), lr=lr)
     losses = []
     for step in progress(0, steps, desc):
         x, y = (torch.as_tensor(a) for a in make_batch(step))
         scores = model(x)
         loss = (F.cross_entropy(scores[:, -1], y) if last_only
                 else F.cross_entropy(scores.reshape(-1, scores.shape[-1]), y.reshape(-1), ignore_index=-1))
-        clipped_update(model, opt, loss, clip)
+        norm = clipped_update(model, opt, loss, clip)
+        if norms is not None:
+            norms.append(norm)
         losses.append(loss.item())
     return losses
 

@@ -62,23 +62,32 @@ class ImageEncoder(nn.Module):
         return self.project(columns)
 
 
+#: How the image vector v sets the initial state of an image_input="h0" captioner (Captioner's h0).
+H0_MAPS = ("tanh", "affine")
+
+
 class Captioner(nn.Module):
     """CNN encoder + recurrent decoder, trained with teacher forcing.
 
-    image_input="h0": the image vector v sets the initial state, h0 = tanh(W_ih v) (and c0 = 0 for an LSTM),
-    and the words alone drive the steps after that. image_input="every_step": h0 = 0 and v joins the word
-    embedding at every step, so the recurrence reads h_t = f(W_xh x_t + W_hh h_{t-1} + W_ih v).
+    image_input="h0": the image vector v sets the initial state, h0 = tanh(v W_init + b_init) (h0="tanh") or
+    h0 = v W_init + b_init (h0="affine", as in notebook 04's numpy loss and CS231n's captioner), with c0 = 0 for an
+    LSTM, and the words alone drive the steps after that. image_input="every_step": h0 = 0 and v joins the word
+    embedding at every step, so the recurrence reads from x_t W_x + h_{t-1} W_h + v W_v.
     forward(images, words) takes words (N, T) ids (the caption without its last token) and returns
     scores (N, T, V) for the next word at every position, and the final state.
     """
 
-    def __init__(self, vocab_size, image_input="every_step", cell="lstm", embed=32, hidden=256, feature=128):
+    def __init__(self, vocab_size, image_input="every_step", cell="lstm", embed=32, hidden=256, feature=128, h0="tanh"):
         super().__init__()
         if image_input not in ("h0", "every_step"):
             raise ValueError(f'image_input must be "h0" or "every_step"; got {image_input!r}.')
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}; got {cell!r}.")
-        self.image_input, self.cell = image_input, cell
+        if h0 not in H0_MAPS:
+            raise ValueError(f"h0 must be one of {H0_MAPS}; got {h0!r}.")
+        if h0 != "tanh" and image_input != "h0":
+            raise ValueError(f'h0={h0!r} applies to image_input="h0" only; got image_input={image_input!r}.')
+        self.image_input, self.cell, self.h0 = image_input, cell, h0
         self.encoder = ImageEncoder(feature)
         self.embed = nn.Embedding(vocab_size, embed)
         extra = feature if image_input == "every_step" else 0
@@ -86,12 +95,17 @@ class Captioner(nn.Module):
         self.init_h = nn.Linear(feature, hidden) if image_input == "h0" else None
         self.head = nn.Linear(hidden, vocab_size)
 
+    def initial_hidden(self, v):
+        """The initial hidden state (N, H) made from image vectors v (N, feature): image_input="h0" only."""
+        a = self.init_h(v)
+        return a.tanh() if self.h0 == "tanh" else a
+
     def start(self, images):
         """Encode the images: returns (v, state) to begin decoding with."""
         v = self.encoder(images)
         if self.image_input == "every_step":
             return v, None
-        h0 = self.init_h(v).tanh()[None]
+        h0 = self.initial_hidden(v)[None]
         return v, ((h0, torch.zeros_like(h0)) if self.cell == "lstm" else h0)
 
     def step(self, v, words, state):

@@ -45,13 +45,15 @@ def device_of(model):
 
 
 def clipped_update(model, opt, loss, clip):
-    """One optimiser step on `loss`, with the gradients first scaled to a global L2 norm of at most `clip`."""
+    """One optimiser step on `loss`, with the gradients first scaled to a global L2 norm of at most `clip`
+    (None: not clipped). Returns the gradient's global norm before clipping, as a float."""
     import torch
 
     opt.zero_grad()
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf") if clip is None else clip)
     opt.step()
+    return norm.item()
 
 
 class History(dict):

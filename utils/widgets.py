@@ -6,6 +6,21 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .check import grading
+
+
+def _interactive(show, **controls):
+    """widgets.interactive(show, **controls); in a graded run, the first view drawn once as plain output instead.
+
+    Nobody moves a control in a graded run, and the feedback page cannot run widgets. An explorer's output
+    captured by its Output widget has also left nbgrader's executor waiting, with the kernel idle, until the cell
+    timed out (seen in the course's tests, two notebooks running at once).
+    """
+    if grading.active():
+        show(**{name: control.value for name, control in controls.items()})
+        return None
+    return widgets.interactive(show, **controls)
+
 
 def step_through(vocab, inputs, hidden, probs, outputs):
     """Slide over time steps of a char RNN: x_t one-hot, h_t as bars, softmax y_t, the sampled char.
@@ -27,7 +42,7 @@ def step_through(vocab, inputs, hidden, probs, outputs):
         fig.suptitle(f"text so far: {text}", y=1.05)
         plt.show()
 
-    return widgets.interactive(show, t=widgets.IntSlider(value=0, min=0, max=T - 1, description="step t"))
+    return _interactive(show, t=widgets.IntSlider(value=0, min=0, max=T - 1, description="step t"))
 
 
 def temperature_explorer(generate, prime="ROMEO.\n", n=300):
@@ -41,7 +56,7 @@ def temperature_explorer(generate, prime="ROMEO.\n", n=300):
             return
         print(f"temperature {temperature:.2f}\n{'-' * 60}\n{text}")
 
-    return widgets.interactive(
+    return _interactive(
         show,
         temperature=widgets.FloatSlider(value=0.8, min=0.1, max=2.0, step=0.05, description="temperature",
                                         continuous_update=False, style={"description_width": "initial"}),
@@ -100,7 +115,7 @@ def slider_plot(draw, **sliders):
         draw(**values)
         plt.show()
 
-    return widgets.interactive(show, **controls)
+    return _interactive(show, **controls)
 
 
 def gate_explorer():
@@ -148,7 +163,7 @@ def caption_browser(images, references, predict, next_words):
                      "<table><tr><th>word</th><th colspan=5>the 5 likeliest words at this position</th></tr>"
                      + "".join(rows) + "</table>"))
 
-    return widgets.interactive(show, index=widgets.IntSlider(value=0, min=0, max=len(images) - 1,
+    return _interactive(show, index=widgets.IntSlider(value=0, min=0, max=len(images) - 1,
                                                              description="image", continuous_update=False))
 
 

@@ -323,7 +323,8 @@ def grade(path, expected, timeout, fast, course, job=0, sandboxed=True):
                if not sandboxed else "/course", "COURSE_FAST": "1" if fast else "0", "MPLBACKEND": "Agg",
                "COURSE_JUDGE_SOCKET": f"{inside}/judge.sock", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
                "JUPYTER_RUNTIME_DIR": f"{inside}/.jupyter", "IPYTHONDIR": f"{inside}/.ipython",
-               "MPLCONFIGDIR": f"{inside}/.matplotlib", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+               "MPLCONFIGDIR": f"{inside}/.matplotlib", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+               "OMP_WAIT_POLICY": "PASSIVE"}  # --jobs N workers share the cores: spinning threads would starve them
         worker = [sys.executable, "-m", "utils.check.execute", f"{inside}/{path.name}", str(timeout)]
         out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
         if sandboxed:

@@ -95,7 +95,7 @@ def build_course(dest):
     shutil.copytree(UTILS, dest / "utils", ignore=shutil.ignore_patterns("__pycache__", "check"))
     check = dest / "utils" / "check"
     check.mkdir()
-    for name in ("wire.py", "channel.py", "execute.py", "vjp.py"):
+    for name in ("wire.py", "channel.py", "execute.py", "vjp.py", "grading.py"):  # grading: for utils.widgets
         shutil.copyfile(UTILS / "check" / name, check / name)
     for name in ("__init__.py", "client.py"):
         shutil.copyfile(UTILS / "check" / "worker" / name, check / name)
