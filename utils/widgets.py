@@ -197,7 +197,7 @@ def attention_explorer(images, explain, max_words, n_images=None):
         plt.show()
 
     n = len(images) if n_images is None else n_images
-    return widgets.interactive(
+    return _interactive(
         show,
         word=widgets.IntSlider(value=0, min=0, max=max_words, description="word", continuous_update=False),
         image=widgets.IntSlider(value=0, min=0, max=n - 1, description="image", continuous_update=False))
