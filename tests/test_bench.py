@@ -13,10 +13,10 @@ def test_bench_sections_run_and_format():
     assert all(r["ratio"] > 0 and r["numpy_s"] > 0 for r in result["layers"])
     assert len(result["char_lm"]) == 5 and all(r["chars_per_s"] > 0 for r in result["char_lm"])
     table = bench.format_tables(result)
-    assert [r["unit"] for r in result["shape_world"]] == ["s", "s", "images/s"] + ["ms/step"] * 4
+    assert [r["unit"] for r in result["shape_world"]] == ["s", "s", "images/s", "images/s"] + ["ms/step"] * 4
     assert all(r["value"] > 0 for r in result["shape_world"])
     assert "numpy vs torch" in table and "torch LSTM" in table and "solutions/x.ipynb" in table
-    assert "draw 10,000 scenes" in table and "VQA training, 2 hops" in table
+    assert "draw 10,000 scenes" in table and "attention captioner" in table and "VQA training, 2 hops" in table
 
 
 def test_a_notebook_is_timed_as_a_learner_runs_it(tmp_path):

@@ -110,6 +110,15 @@ def test_exact_match_accepts_any_reference():
     assert captioning.exact_match([two[0].captions[1], "a red circle"], two) == 0.5
 
 
+def test_objects_named_counts_held_out_and_seen_pairs():
+    from utils.data.shapes import HELD_OUT, Scene, Thing
+
+    scene = Scene("novel", 0, [Thing("red", "triangle", (0, 0, 12, 12)), Thing("blue", "circle", (20, 0, 32, 12))],
+                  ["a red triangle left of a blue circle"])
+    said = ["a red square left of a blue circle", "a red triangle left of a blue circle", "a blue circle"]
+    assert captioning.objects_named(said, [scene] * 3, HELD_OUT) == {"held-out pair": (1, 2), "seen pair": (2, 2)}
+
+
 def test_affine_h0_is_the_projection_without_tanh(small):
     data, vocab, ids = small
     images = captioning.image_tensor(data.images[:4])

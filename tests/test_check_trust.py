@@ -11,6 +11,7 @@ import torch
 from utils import charrnn, check, decoding, gates, layers
 
 from .check_cases import REPEATS, assert_check_fails, assert_check_passes
+from .test_check_attention import backward_dict_cache, forward_dict_cache
 
 # ---- backward passes paired with forwards whose caches are laid out as CS231n learners lay them out --------
 
@@ -137,6 +138,7 @@ PAIRS = [
     ("lstm_backward", lstm_forward_list, lstm_backward_list),
     ("word_embedding_backward", embed_forward_cs231n, embed_backward_cs231n),
     ("temporal_affine_backward", affine_forward_3, affine_backward_3),
+    ("attention_backward", forward_dict_cache, backward_dict_cache),
     ("fusion_backward", fusion_forward_dict, fusion_backward_dict),
 ]
 

@@ -149,13 +149,14 @@ def char_throughput(seconds):
 
 def shape_world(seconds):
     """Seconds to draw 10,000 shape-world scenes and to load the cached training split, the training
-    throughput of notebook 04's captioner (images per second, default threads, batches of 64) and the
-    step time of notebook 06's VQA models."""
+    throughput of notebook 04's captioner (batches of 64) and notebook 05's soft-attention captioner (batches of
+    32), in images per second with the default threads, and the step time of notebook 06's VQA models."""
     import torch
 
+    from .attend import SoftObjective
     from .captioning import train_captioner
     from .data.shapes import Vocab, generate, load_shapes
-    from .models import Captioner
+    from .models import AttentionCaptioner, Captioner
 
     start = time.perf_counter()
     drawn = generate("train", 10_000)
@@ -176,6 +177,16 @@ def shape_world(seconds):
         n += 5
     rows.append({"what": "captioner training (image at every step, LSTM)",
                  "value": n * 64 / (time.perf_counter() - start), "unit": "images/s"})
+    torch.manual_seed(0)
+    attentive = AttentionCaptioner(len(vocab))
+    soft = SoftObjective(lam=0.0)
+    train_captioner(attentive, drawn.images, ids, 3, batch=32, objective=soft)  # warm up
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        train_captioner(attentive, drawn.images, ids, 5, batch=32, objective=soft)
+        n += 5
+    rows.append({"what": "attention captioner training (soft, 16x16 grid, batches of 32)",
+                 "value": n * 32 / (time.perf_counter() - start), "unit": "images/s"})
     rows += vqa_steps(drawn, seconds)
     return rows
 

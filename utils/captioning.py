@@ -11,13 +11,32 @@ from .layers import temperature_sample
 from .train import History, clipped_update, device, device_of, image_tensor, progress
 
 
-def train_captioner(model, images, ids, steps, batch=64, lr=3e-3, clip=5.0, seed=0, desc=None):
-    """Teacher forcing with Adam for a fixed number of steps on random batches (drawn from `seed`).
+def word_loss(scores, targets, reduction="mean"):
+    """Cross-entropy of scores (N, T, V) against targets (N, T), <NULL> positions left out.
 
-    ids: (N, T) captions as <START> words <END> <NULL>...; the model reads ids[:, :-1] and is scored on
-    predicting ids[:, 1:], with <NULL> positions left out of the loss. The learning rate falls linearly
-    to 0. Returns a history dict: step, seconds (training time only), loss (mean per word since the
-    previous entry).
+    reduction "mean": per real word; "none": (N, T), 0 at the padding.
+    """
+    return F.cross_entropy(scores.transpose(1, 2), targets, ignore_index=Vocab.NULL, reduction=reduction)
+
+
+def caption_loss(model, images, words):
+    """The plain objective: teacher forcing, the mean loss per real word. Returns (loss, values to log)."""
+    loss = word_loss(model(images, words[:, :-1])[0], words[:, 1:])
+    return loss, {"loss": loss.item()}
+
+
+def train_captioner(model, images, ids, steps, batch=64, lr=3e-3, clip=5.0, seed=0, desc=None,
+                    objective=caption_loss, on_step=None):
+    """Adam for a fixed number of steps on random batches (drawn from `seed`), minimising `objective`.
+
+    ids: (N, T) captions as <START> words <END> <NULL>...; objective(model, images, words) -> (loss, logged)
+    gets a batch of images (B, 3, H, W) and their ids (B, T) and returns the loss to minimise and a dict of
+    numbers to record. The default, caption_loss, is teacher forcing: the model reads ids[:, :-1] and is
+    scored on predicting ids[:, 1:], with <NULL> positions left out. The learning rate falls linearly to 0.
+    Returns a history dict: step, seconds (training time only), and the mean of each logged number since the
+    previous entry (for caption_loss: loss, per word). on_step(step, model), if given, runs after every update,
+    outside the timed part (e.g. to keep a copy of the model at some step); when it returns True, training stops
+    there, part of the way through the learning-rate schedule of `steps`.
     """
     dev = device()
     model.to(dev).train()
@@ -29,15 +48,16 @@ def train_captioner(model, images, ids, steps, batch=64, lr=3e-3, clip=5.0, seed
     for step in progress(1, steps + 1, desc):
         with history.timed():
             rows = order.integers(0, len(ids), batch)
-            words = ids[rows]
-            scores, _ = model(image_tensor(images[rows], dev), words[:, :-1])
-            loss = F.cross_entropy(scores.reshape(-1, scores.shape[-1]), words[:, 1:].reshape(-1),
-                                   ignore_index=Vocab.NULL)
+            loss, logged = objective(model, image_tensor(images[rows], dev), ids[rows])
             clipped_update(model, opt, loss, clip)
             schedule.step()
-        history.add(loss=loss.item())
+        history.add(**logged)
         if history.due(step):
             history.record(step)
+        if on_step is not None and on_step(step, model):
+            if not history["step"] or history["step"][-1] != step:
+                history.record(step)
+            break
     return history
 
 
@@ -97,38 +117,67 @@ def exact_match(predicted, scenes):
     return float(np.mean([p in s.captions for p, s in zip(predicted, scenes, strict=True)]))
 
 
-def _state_to_numpy(model, state, batch):
-    """The decoder state as one (B, S) float64 array: h, or h and c side by side for an LSTM."""
+def objects_named(captions, scenes, held_out):
+    """How often each object is named right, for objects whose colour-shape pair is held out of training and
+    for the others in the same scenes: {"held-out pair": (right, total), "seen pair": (right, total)}.
+
+    A caption names its objects as "a <colour> <shape>", left to right; captions that name a different number of
+    objects than the scene has are left out (exact match already counts them wrong).
+    """
+    tally = {"held-out pair": [0, 0], "seen pair": [0, 0]}
+    for caption, scene in zip(captions, scenes, strict=True):
+        w = caption.split()
+        said = [(w[k + 1], w[k + 2]) for k in range(len(w) - 2) if w[k] == "a"]
+        if len(said) != len(scene.things):
+            continue
+        for pair, thing in zip(said, scene.things, strict=True):
+            kind = tally["held-out pair" if (thing.colour, thing.shape) in held_out else "seen pair"]
+            kind[0] += pair == (thing.colour, thing.shape)
+            kind[1] += 1
+    return {k: tuple(v) for k, v in tally.items()}
+
+
+def _state_sizes(model, state):
+    """The widths of the parts of a decoder state: [H] for an RNN or GRU, [H, H] for an LSTM's (h, c), and
+    whatever parts a model's own state has (the attention captioner adds the attention received so far)."""
     if state is None:
-        return np.zeros((batch, model.rnn.hidden_size * (2 if model.cell == "lstm" else 1)))
+        return [model.rnn.hidden_size] * (2 if model.cell == "lstm" else 1)
+    return [p.shape[-1] for p in (state if isinstance(state, tuple) else (state,))]
+
+
+def _state_to_numpy(state, sizes, batch):
+    """The decoder state as one (B, S) float64 array, its parts side by side (zeros for None)."""
+    if state is None:
+        return np.zeros((batch, sum(sizes)))
     parts = state if isinstance(state, tuple) else (state,)
     return torch.cat([p[0] for p in parts], dim=1).double().cpu().numpy()
 
 
-def _state_from_numpy(model, state, dev):
-    s = torch.as_tensor(state, dtype=torch.float32, device=dev)[None]
-    return tuple(s.chunk(2, dim=2)) if model.cell == "lstm" else s
+def _state_from_numpy(state, sizes, dev):
+    parts = torch.as_tensor(state, dtype=torch.float32, device=dev)[None].split(sizes, dim=2)
+    return tuple(parts) if len(parts) > 1 else parts[0]
 
 
 def beam_step(model, image):
     """(step, state) for one image, as `decoding.beam_search` wants them: numpy in, numpy out.
 
     step(words (B,), state (B, S)) -> (log_probs (B, V), new_state (B, S)) runs one decoder step for B
-    hypotheses of the same image; state packs h (and c for an LSTM) into one row per hypothesis.
+    hypotheses of the same image; state packs the parts of the decoder's state (h, and c for an LSTM) into
+    one row per hypothesis.
     """
     model.eval()
     dev = device_of(model)
     with torch.no_grad():
         v, state = model.start(image_tensor(image[None], dev))
+    sizes = _state_sizes(model, state)
 
     @torch.no_grad()
     def step(words, state):
         words = torch.as_tensor(np.asarray(words), device=dev)[:, None]
-        scores, new = model.step(v.expand(len(words), -1), words, _state_from_numpy(model, state, dev))
-        return (F.log_softmax(scores[:, -1].double(), dim=1).cpu().numpy(),
-                _state_to_numpy(model, new, len(words)))
+        scores, new = model.step(v.expand(len(words), *v.shape[1:]), words, _state_from_numpy(state, sizes, dev))
+        return (F.log_softmax(scores[:, -1].double(), dim=1).cpu().numpy(), _state_to_numpy(new, sizes, len(words)))
 
-    return step, _state_to_numpy(model, state, 1)
+    return step, _state_to_numpy(state, sizes, 1)
 
 
 def beam_captions(model, images, vocab, search, beam_width, max_len=20):

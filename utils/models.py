@@ -1,6 +1,7 @@
 """PyTorch models used by the notebooks."""
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -130,6 +131,151 @@ class Captioner(nn.Module):
     def forward(self, images, words):
         v, state = self.start(images)
         return self.step(v, words, state)
+
+
+class GridEncoder(nn.Module):
+    """A CNN that keeps a grid of local features: (N, 3, 64, 64) floats in [0, 1] -> (N, L, D) with L = 16 x 16.
+
+    Two stride-2 convolutions (kernel 4, padding 1) bring 64x64 to 16x16, then `depth` stride-1 3x3
+    convolutions add context; each has batch normalisation. Kernel 4 with padding 1 keeps every cell's
+    receptive field centred on the 4x4 block of pixels the cell sits on, so a cell's attention weight
+    can be drawn on its own pixels. The receptive field is 10 + 8 * depth pixels wide (`receptive_field`):
+    with depth 1 a cell sees 18 px, about one object, so the only cells that can tell the decoder about
+    an object are the ones on or next to it. With `positions`, each cell's centre (x, y), scaled to [-1, 1],
+    is appended to its features: convolutions are translation invariant and would not otherwise say
+    where a cell is, and a caption that lists objects left to right needs to know.
+    """
+
+    def __init__(self, channels=(16, 32, 32), depth=1, positions=True):
+        super().__init__()
+        c1, c2, c3 = channels
+        layers = [nn.Conv2d(3, c1, 4, stride=2, padding=1), nn.BatchNorm2d(c1), nn.ReLU(),
+                  nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.BatchNorm2d(c2), nn.ReLU()]
+        for k in range(depth):
+            layers += [nn.Conv2d(c2 if k == 0 else c3, c3, 3, padding=1), nn.BatchNorm2d(c3), nn.ReLU()]
+        self.convs = nn.Sequential(*layers)
+        self.side, self.positions = 16, positions
+        self.features = (c3 if depth else c2) + (2 if positions else 0)
+        self.receptive_field = 10 + 8 * depth
+        centres = (torch.arange(self.side) + 0.5) / self.side * 2 - 1
+        y, x = torch.meshgrid(centres, centres, indexing="ij")
+        self.register_buffer("coords", torch.stack([x, y], dim=-1).reshape(-1, 2), persistent=False)
+
+    def forward(self, images):
+        grid = self.convs(images).flatten(2).transpose(1, 2)  # (N, C, 16, 16) -> (N, 256, C), row by row
+        if self.positions:
+            grid = torch.cat([grid, self.coords.expand(len(grid), -1, -1)], dim=2)
+        return grid
+
+
+class AttentionCaptioner(nn.Module):
+    """Show, Attend and Tell on a grid: at every word the decoder chooses where to look.
+
+    Step t scores every location i of the grid V (N, L, D) from the previous hidden state,
+    e_ti = w . tanh(V_i W_v + h_(t-1) W_h + c_ti u + p_ti u') + b, and turns the scores into attention
+    alpha_t = softmax_i(e_t). Two numbers per location remember where the decoder has looked: c_ti, the
+    attention location i received at all the steps before t (its "coverage"), and p_ti, what it received at
+    step t - 1. A caption lists its objects left to right, so the next object is the leftmost one not yet
+    looked at, and an object's shape word looks where its colour word did: both are easy to read from these
+    two maps and hard to keep in h. With `coverage=False` both are left out and the scores are the paper's.
+    What the decoder reads from the image depends on `attention`:
+      "soft": the expectation z_t = sum_i alpha_ti V_i (differentiable);
+      "hard": one sampled location, z_t = V_s with s ~ alpha_t while training (its argmax when not);
+      "gumbel": the straight-through Gumbel-softmax sample, one-hot forward, soft gradient (argmax when not
+      training).
+    A gate beta_t = sigmoid(f_beta(h_(t-1))) scales z_t; the LSTM reads [word embedding, beta_t z_t] and the
+    scores for the next word come from [h_t, beta_t z_t]. The initial h and c are computed from the mean of
+    V, as in the paper.
+
+    The decoder's state is (h, c, covered, previous), each (1, N, ...). `decode` returns everything (scores,
+    state and a record of the attention); `start` and `step` follow the protocol of `Captioner`, so
+    `utils.captioning`'s greedy decoding and beam search drive this model unchanged.
+    """
+
+    ATTENTION = ("soft", "hard", "gumbel")
+
+    def __init__(self, vocab_size, attention="soft", embed=32, hidden=128, attend=32, tau=1.0, coverage=True,
+                 **grid):
+        super().__init__()
+        if attention not in self.ATTENTION:
+            raise ValueError(f"attention must be one of {self.ATTENTION}; got {attention!r}.")
+        self.attention, self.tau, self.cell = attention, tau, "lstm"
+        self.att_c = nn.Parameter(torch.zeros(2, attend)) if coverage else None
+        self.encoder = GridEncoder(**grid)
+        D = self.encoder.features
+        self.embed = nn.Embedding(vocab_size, embed)
+        self.init = nn.Linear(D, 2 * hidden)
+        self.att_v, self.att_h = nn.Linear(D, attend), nn.Linear(hidden, attend, bias=False)
+        self.att_w = nn.Linear(attend, 1)
+        self.gate = nn.Linear(hidden, 1)
+        self.rnn = nn.LSTMCell(embed + D, hidden)
+        self.head = nn.Linear(hidden + D, vocab_size)
+
+    def start(self, images):
+        """Encode the images: returns (V (N, L, D), state) to begin decoding with."""
+        V = self.encoder(images)
+        h, c = self.init(V.mean(dim=1)).tanh().chunk(2, dim=1)
+        return V, (h[None], c[None], V.new_zeros(1, *V.shape[:2]), V.new_zeros(1, *V.shape[:2]))
+
+    def scores(self, V, h, projected=None, covered=None, previous=None):
+        """Attention scores e (N, L) of every location for hidden states h (N, H), the attention each location
+        has received so far, covered (N, L), and at the previous word, previous (N, L)."""
+        projected = self.att_v(V) if projected is None else projected
+        pre = projected + self.att_h(h)[:, None]
+        if self.att_c is not None and covered is not None:
+            pre = torch.addcmul(pre, covered[:, :, None], self.att_c[0])  # + covered * u, in one pass
+            pre = torch.addcmul(pre, previous[:, :, None], self.att_c[1])
+        return self.att_w(torch.tanh(pre)).squeeze(2)
+
+    def decode(self, V, words, state, attention=None, sample=None):
+        """Teacher-forced decoding of words (N, T) from state.
+
+        attention overrides the model's kind for this call ("soft" for the semi-sampling trick); sample says
+        whether hard or Gumbel attention samples (default: while training) or takes the argmax.
+        Returns scores (N, T, vocab), the final state, and a dict of (N, T, ...) tensors: alpha (N, T, L),
+        beta (N, T), and for hard attention the chosen locations `chosen` and their log-probabilities
+        `log_prob` (N, T), with the entropy of each alpha_t (N, T).
+        """
+        attention = attention or self.attention
+        sample = self.training if sample is None else sample
+        h, c, covered, previous = (s[0] for s in state)
+        x = self.embed(words)
+        projected = self.att_v(V)
+        out, record = [], {"alpha": [], "log_alpha": [], "beta": [], "chosen": [], "log_prob": []}
+        for t in range(words.shape[1]):
+            e = self.scores(V, h, projected, covered, previous)
+            log_alpha = e.log_softmax(dim=1)
+            alpha = log_alpha.exp()
+            if attention == "soft":
+                weights = alpha
+            elif attention == "gumbel" and sample:
+                weights = F.gumbel_softmax(e, tau=self.tau, hard=True)
+            else:
+                chosen = torch.multinomial(alpha, 1) if sample else alpha.argmax(dim=1, keepdim=True)
+                weights = torch.zeros_like(alpha).scatter_(1, chosen, 1.0)
+                record["chosen"].append(chosen[:, 0])
+                record["log_prob"].append(log_alpha.gather(1, chosen)[:, 0])
+            z = torch.bmm(weights[:, None], V)[:, 0]
+            covered, previous = covered + weights, weights
+            beta = torch.sigmoid(self.gate(h))
+            z = beta * z
+            h, c = self.rnn(torch.cat([x[:, t], z], dim=1), (h, c))
+            out.append(torch.cat([h, z], dim=1))
+            record["alpha"].append(alpha)
+            record["log_alpha"].append(log_alpha)
+            record["beta"].append(beta[:, 0])
+        record = {k: torch.stack(v, dim=1) for k, v in record.items() if v}
+        record["entropy"] = -(record["alpha"] * record.pop("log_alpha")).sum(dim=2)
+        return self.head(torch.stack(out, dim=1)), (h[None], c[None], covered[None], previous[None]), record
+
+    def step(self, V, words, state):
+        """Scores for the word after each of words (N, T), continuing from state (the Captioner protocol)."""
+        scores, state, _ = self.decode(V, words, state)
+        return scores, state
+
+    def forward(self, images, words):
+        V, state = self.start(images)
+        return self.decode(V, words, state)
 
 
 class AdditiveAttention(nn.Module):

@@ -1,4 +1,5 @@
-"""Diagrams drawn by code: unrolled computation graphs and the RNN input/output patterns.
+"""Diagrams drawn by code: unrolled computation graphs, the RNN input/output patterns, the LSTM's matrix,
+shape-world scenes, and attention maps drawn over images.
 
 Colours follow the usual RNN figures: inputs red, hidden states green, outputs blue.
 """
@@ -6,6 +7,7 @@ Colours follow the usual RNN figures: inputs red, hidden states green, outputs b
 import textwrap
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 COLOURS = {"x": "#f4b6b6", "h": "#b7e1b0", "y": "#b6cdf4", "W": "#f6e3a1"}
@@ -159,6 +161,63 @@ def draw_scenes(images, captions, cols=4, width=2.6):
         ax.imshow(img)
         ax.set_title("\n".join(line for part in cap.split("\n") for line in textwrap.wrap(part, 30)), fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def upsample(alpha, size=64):
+    """A grid's weights (L,) as a (size, size) map: each cell's weight spread over the pixels it sits on."""
+    side = int(round(np.sqrt(len(alpha))))
+    cell = size // side
+    return np.kron(np.reshape(alpha, (side, side)), np.ones((cell, cell))) / cell**2
+
+
+def overlay_attention(ax, image, alpha, title=None, box=None, chosen=None):
+    """The image with alpha (L,) drawn over it as a heat map (brighter = more attention); optionally the box
+    (x0, y0, x1, y1) of the object being named, and the cell `chosen` by hard attention, outlined."""
+    heat = upsample(alpha, image.shape[0])
+    ax.imshow(image)
+    ax.imshow(heat, cmap="inferno", alpha=0.6, vmin=0, vmax=max(heat.max(), 1e-12))
+    side = int(round(np.sqrt(len(alpha))))
+    cell = image.shape[0] / side
+    if box is not None:
+        x0, y0, x1, y1 = box
+        ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="#00e5ff", lw=1.5))
+    if chosen is not None:
+        r, c = divmod(int(chosen), side)
+        ax.add_patch(plt.Rectangle((c * cell - 0.5, r * cell - 0.5), cell, cell, fill=False, ec="#7CFC00", lw=1.5))
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def draw_word_maps(image, words, alphas, boxes=None, width=1.7):
+    """One panel per word: the attention the model paid while predicting it. boxes[t] is the box of the object
+    word t names, or None."""
+    fig, axes = plt.subplots(1, len(words), figsize=(width * len(words), width + 0.4), squeeze=False)
+    for t, (ax, word) in enumerate(zip(axes[0], words, strict=True)):
+        overlay_attention(ax, image, alphas[t], word, None if boxes is None else boxes[t])
+    fig.tight_layout()
+    return fig
+
+
+def draw_grid(image, side, receptive_field, cells):
+    """The image cut into its side x side grid of cells, with the receptive field (a square of that many pixels)
+    of each cell in `cells` (row, column) outlined around the cell it belongs to."""
+    fig, ax = plt.subplots(figsize=(4, 4))
+    size = image.shape[0]
+    step = size / side
+    ax.imshow(image)
+    for k in range(1, side):
+        ax.axhline(k * step - 0.5, color="w", lw=0.3, alpha=0.6)
+        ax.axvline(k * step - 0.5, color="w", lw=0.3, alpha=0.6)
+    for (r, c), colour in zip(cells, ("#ff4d4d", "#00e5ff", "#7CFC00", "#ffd700"), strict=False):
+        cx, cy = (c + 0.5) * step - 0.5, (r + 0.5) * step - 0.5
+        ax.add_patch(plt.Rectangle((c * step - 0.5, r * step - 0.5), step, step, fc=colour, ec="none", alpha=0.8))
+        half = receptive_field / 2
+        ax.add_patch(plt.Rectangle((cx - half, cy - half), receptive_field, receptive_field, fill=False, ec=colour,
+                                   lw=1.5))
+    ax.set(xlim=(-0.5, size - 0.5), ylim=(size - 0.5, -0.5))
+    ax.set_axis_off()
     return fig
 
 

@@ -1,5 +1,7 @@
 """Interactive explorers (ipywidgets): a control changes the plot, the kernel redraws it."""
 
+import textwrap
+
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
@@ -163,6 +165,42 @@ def caption_browser(images, references, predict, next_words):
 
     return _interactive(show, index=widgets.IntSlider(value=0, min=0, max=len(images) - 1,
                                                              description="image", continuous_update=False))
+
+
+def attention_explorer(images, explain, max_words, n_images=None):
+    """Where each model looked while saying each word of its own caption, models side by side.
+
+    explain: {model name: fn(index) -> (words, alphas (len(words), L), chosen)}, with chosen the cells a hard
+    model attended to (or None). A slider moves through the words, up to max_words (past the end of a shorter
+    caption its last word stays), another through the images (the first n_images; all by default).
+    """
+    from . import plots
+
+    names = list(explain)
+    cache = {}
+
+    def explained(name, index):
+        if (name, index) not in cache:
+            cache[name, index] = explain[name](index)
+        return cache[name, index]
+
+    def show(word, image):
+        fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.6), squeeze=False)
+        for ax, name in zip(axes[0], names, strict=True):
+            words, alphas, chosen = explained(name, image)
+            t = min(word, len(words) - 1)
+            said = " ".join(w if k != t else f"[{w}]" for k, w in enumerate(words))
+            plots.overlay_attention(ax, images[image], alphas[t], None, None, None if chosen is None else chosen[t])
+            ax.set_title(f"{name}: '{words[t]}'", fontsize=10)
+            ax.text(0.5, -0.06, "\n".join(textwrap.wrap(said, 34)), transform=ax.transAxes, ha="center", va="top",
+                    fontsize=8)
+        plt.show()
+
+    n = len(images) if n_images is None else n_images
+    return _interactive(
+        show,
+        word=widgets.IntSlider(value=0, min=0, max=max_words, description="word", continuous_update=False),
+        image=widgets.IntSlider(value=0, min=0, max=n - 1, description="image", continuous_update=False))
 
 
 def question_explorer(images, ask, question="is there a red circle ?", index=0, titles=None):

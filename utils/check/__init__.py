@@ -16,7 +16,7 @@ the seed a failure prints replays exactly that case.
 import sys
 import types
 
-from . import bptt, captioning, gated, rnn_basics, vqa  # noqa: F401  (register the exercises of notebooks 01 to 04, 06)
+from . import attention, bptt, captioning, gated, rnn_basics, vqa  # noqa: F401  (register the exercises of notebooks 01 to 06)
 from .core import Result, exercises, get, run
 from .core import check as _check
 

@@ -30,6 +30,9 @@ LOCAL = {
     "utils.gates": {"sigmoid"},
     "utils.charrnn": {"init_params", "streams", "char_rnn_loss", "bits_per_char", "chars_per_second"},
     "utils.decoding": set(),
+    "utils.attention": {"softmax"},
+    "utils.attend": {"penalty", "receptive_field", "explain", "box_overlap", "named_positions", "attention_maps", "_tv",
+                     "grounding", "attention_parameters", "_sampled_costs", "mean_cost", "gradient_samples"},
     "utils.vqa_layers": set(),
     "utils.models": {"detach", "conv_grid"},
 }
