@@ -271,6 +271,7 @@ WRONG = {
     },
     "doubly_stochastic_penalty": {
         "padding counted": checks._penalty_variant(masked=False),
+        "mask ignored": checks._penalty_variant(masked=False, grad_masked=False),
         "summed over captions": checks._penalty_variant(reduce="sum"),
         "sum over locations": checks._penalty_variant(over="locations"),
         "not squared": checks._penalty_variant(square=False),
@@ -313,6 +314,7 @@ def test_wrong_implementations_fail(name, label):
     ("attention_backward", "not summed over locations", "sum over all L locations"),
     ("attention_backward", "dalpha ignored", "dalpha, the gradient arriving"),
     ("doubly_stochastic_penalty", "padding counted", "Padded steps are counted"),
+    ("doubly_stochastic_penalty", "mask ignored", "The mask is ignored"),
     ("doubly_stochastic_penalty", "summed over captions", "mean over the N captions"),
     ("doubly_stochastic_penalty", "sum over locations", "runs over time"),
     ("doubly_stochastic_penalty", "gradient at padding", "nonzero at padded steps"),

@@ -283,6 +283,9 @@ register(Exercise(
         (_penalty_variant(masked=False),
          "Padded steps are counted: a caption's attention after its <END> never happens, so multiply alpha by "
          "the mask before summing over time."),
+        (_penalty_variant(masked=False, grad_masked=False),
+         "The mask is ignored: padded steps are counted in the penalty and get a gradient. A caption's attention "
+         "after its <END> never happens: multiply alpha by the mask before summing over time, and dalpha too."),
         (_penalty_variant(reduce="sum"),
          "The penalty is summed over the captions; take the mean over the N captions (and divide dalpha by N)."),
         (_penalty_variant(over="locations"),

@@ -231,7 +231,12 @@ def _hop_variant(mistake):
     def wrong(u, keys, attention):
         import torch
 
-        scores = attention.w(torch.tanh(attention.W_k(keys) + attention.W_q(u)[:, None])).squeeze(2)
+        query = u @ attention.W_q.weight.T if mistake == "no bias" else attention.W_q(u)
+        projected = attention.W_k(keys)
+        if mistake == "maps swapped":  # shapes allow it: the keys and the query have the same width here
+            query, projected = attention.W_k(u), attention.W_q(keys)
+        hidden = projected + query[:, None]
+        scores = attention.w(hidden if mistake == "no tanh" else torch.tanh(hidden)).squeeze(2)
         alpha = scores.softmax(dim=0 if mistake == "softmax over the batch" else 1)
         if mistake == "scores, not weights":
             alpha = scores
@@ -251,6 +256,13 @@ HOP_MISTAKES = [
      "The softmax runs over the batch (dim 0): each question's weights must sum to 1 over its L locations (dim 1)."),
     (_hop_variant("scores, not weights"),
      "alpha is the raw scores e: the weights are softmax(e) over the L locations, positive and summing to 1."),
+    (_hop_variant("no bias"),
+     "The scores miss the bias b, which attention.W_q holds: call the layer, attention.W_q(u), rather than "
+     "multiplying by its weight."),
+    (_hop_variant("maps swapped"),
+     "W_k and W_q are swapped: attention.W_k maps the keys and attention.W_q (with the bias) maps the query u."),
+    (_hop_variant("no tanh"),
+     "The tanh is missing: e_i = w . tanh(keys_i W_k + u W_q + b)."),
     (_hop_variant("uniform"),
      "Every location gets the same weight 1 / L: the weights must come from the scores, "
      "e_i = w . tanh(keys_i W_k + u W_q)."),
