@@ -132,8 +132,10 @@ def _backward_variant(score_path=True, value_path=True, softmax_jacobian=True, t
         dhid = de[:, :, None] * w
         da = dhid * (1 - hidden**2) if tanh_grad else dhid
         dV = (alpha[:, :, None] * dz[:, None, :] if value_path else 0) + (da @ W_v.T if score_path else 0)
-        dsum = da.sum(axis=1) if sum_locations else da[:, 0]
-        dW_v = np.einsum("nld,nla->da", V, da) if sum_locations else V[:, 0].T @ da[:, 0]
+        # sum_locations: True, False (location 0 only, everywhere), "h first" (dh and dW_h from location 0 only)
+        # or "h mean" (dh and dW_h from the mean over the locations)
+        dsum = {True: da.sum(axis=1), "h mean": da.mean(axis=1)}.get(sum_locations, da[:, 0])
+        dW_v = V[:, 0].T @ da[:, 0] if sum_locations is False else np.einsum("nld,nla->da", V, da)
         return dsum @ W_h.T, dV, h.T @ dsum, dW_v, np.einsum("nl,nla->a", de, hidden)
 
     return wrong
@@ -187,6 +189,12 @@ register(Exercise(
         (_backward_variant(sum_locations=False),
          "dh, dW_h and dW_v must sum over all L locations: h W_h was added to every location's row, and W_v is "
          "shared by every location (like the weights over time steps in notebook 02)."),
+        (_backward_variant(sum_locations="h first"),
+         "dh and dW_h use location 0 only: h W_h was added to every location's row, so every location sends "
+         "gradient back to h. Sum da over the L locations (axis 1) before multiplying by W_h.T and by h."),
+        (_backward_variant(sum_locations="h mean"),
+         "dh and dW_h are L times too small: they average da over the locations. h W_h was added to every "
+         "location's row, so the gradients from the locations add up: sum da over axis 1, not the mean."),
         (_backward_variant(use_dalpha=False),
          "dalpha, the gradient arriving at alpha from outside (a penalty on alpha), is ignored: add it to the "
          "gradient that z sends to alpha, dz . V_i, before the softmax's backward. Treat None as zeros."),
