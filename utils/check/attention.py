@@ -502,12 +502,15 @@ def _bandit_variance(trial):
 
 
 def _bandit_descends(trial):
-    """Twenty steps of 0.5 along the estimate (200 draws each) lower the expected cost by a fifth of the way to
-    the best arm's."""
+    """From the uniform policy, twenty steps of 0.5 along the estimate (200 draws each) lower the expected cost
+    by a fifth of the way to the best arm's; the reference ends within 1.3 % of the way in each of 20,000 seeds.
+    It starts uniform because from a random policy that all but ignores the best arm, descent crawls (a softmax
+    policy learns little about arms it rarely draws): from random starts the reference fell short in 14 of
+    20,000 seeds."""
     rng = trial.rng
-    theta, costs, p, _ = _bandit(rng)
-    start = float(p @ costs)
-    t = theta.copy()
+    _, costs, _, _ = _bandit(rng)
+    t = np.zeros(4)
+    start = float(costs.mean())
     for _ in range(20):
         est = _bandit_estimate(trial.fn, t, costs, rng.choice(4, size=200, p=_softmax_rows(t)), start)
         t = t - 0.5 * est / max(1e-12, np.abs(est).max())
