@@ -2,8 +2,9 @@
 
 import os
 
-# As `make` exports it: the kernels these tests start share two cores, and spinning OpenMP threads would starve
-# each other (set before torch loads its OpenMP runtime, here and in every process the tests start).
+# As `make unit` sets it (see the Makefile): the kernels these tests start share two cores, and spinning
+# OpenMP threads would starve each other (set before torch loads its OpenMP runtime, here and in every process
+# the tests start).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402

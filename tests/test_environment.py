@@ -39,6 +39,9 @@ def test_readme_gives_the_two_commands_and_ci_runs_the_test_one():
 
 
 def test_make_test_runs_lectures_in_fast_mode_and_solutions_in_full():
+    """The solutions run under nbval at full length; the lectures run in the browser tests, in fast mode."""
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"COURSE_FAST=1 .*pytest .*lectures", makefile)
     assert re.search(r"COURSE_FAST=0 .*pytest .*solutions", makefile)
+    assert re.search(r"^unit: .*\n\t.*pytest .*tests$", makefile, re.M)
+    assert 'COURSE_FAST="1"' in (ROOT / "tests" / "jupyterlab.py").read_text()
+    assert 'glob("*.ipynb")' in (ROOT / "tests" / "test_browser.py").read_text()
