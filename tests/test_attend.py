@@ -10,25 +10,25 @@ from utils.data.shapes import Scene, Thing, Vocab, generate
 from utils.decoding import beam_search
 from utils.models import AttentionCaptioner, GridEncoder
 
+from .small_world import one_object, small_world
+
 
 @pytest.fixture(scope="module")
 def small():
-    data = generate("train", 128)
-    vocab = Vocab.from_captions(data.captions)
-    return data, vocab, vocab.encode(data.captions)
+    return small_world(128)
 
 
 @pytest.fixture(scope="module")
 def trained(small):
     """A soft-attention captioner trained briefly on one-object scenes."""
     data, vocab, ids = small
-    one = [i for i, s in enumerate(data.scenes) if len(s.things) == 1]
+    images, scenes, short = one_object(data, ids)
     torch.manual_seed(0)
     torch.set_num_threads(1)
     model = AttentionCaptioner(len(vocab), hidden=64, attend=16, channels=(8, 16, 16))
-    history = captioning.train_captioner(model, data.images[one], ids[one][:, :5], 120, batch=16, lr=1e-2,
+    history = captioning.train_captioner(model, images, short, 120, batch=16, lr=1e-2,
                                          objective=attend.SoftObjective(lam=0.0))
-    return model, history, data.images[one], [data.scenes[i] for i in one], ids[one][:, :5]
+    return model, history, images, scenes, short
 
 
 def test_grid_encoder_keeps_a_grid_with_positions():

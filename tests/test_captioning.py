@@ -11,24 +11,24 @@ from utils.data.shapes import Vocab, generate
 from utils.decoding import beam_search
 from utils.models import Captioner
 
+from .small_world import one_object, small_world
+
 
 @pytest.fixture(scope="module")
 def small():
-    data = generate("train", 256)
-    vocab = Vocab.from_captions(data.captions)
-    return data, vocab, vocab.encode(data.captions)
+    return small_world(256)
 
 
 @pytest.fixture(scope="module")
 def trained(small):
     """A captioner trained briefly on one-object scenes, where it quickly becomes confident."""
     data, vocab, ids = small
-    one = [i for i, s in enumerate(data.scenes) if len(s.things) == 1]
+    images, scenes, short = one_object(data, ids)
     torch.manual_seed(0)
     torch.set_num_threads(1)
     model = Captioner(len(vocab), image_input="every_step", hidden=64)
-    history = captioning.train_captioner(model, data.images[one], ids[one][:, :5], 150, batch=32, lr=1e-2)
-    return model, history, data.images[one], [data.scenes[i] for i in one]
+    history = captioning.train_captioner(model, images, short, 150, batch=32, lr=1e-2)
+    return model, history, images, scenes
 
 
 @pytest.mark.parametrize("image_input", ["h0", "every_step"])
