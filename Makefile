@@ -77,11 +77,11 @@ $(BWRAP):
 	else echo "Grading (and its tests) needs bubblewrap at $(BWRAP): run 'sudo apt-get install bubblewrap'."; exit 1; fi
 
 # The solutions run at their full budget and assert a floor on what they train, each a pytest run of its own,
-# NOTEBOOK_JOBS of them side by side; output is printed a notebook at a time. The
-# lectures, as shipped (every exercise a stub, every check on the reference) and in fast mode, run in the
-# unit tests the way a learner runs them: Run All in JupyterLab (tests/test_browser.py), which also fails on any
-# error or stderr output. The kernels keep torch's default number of threads: the solutions' numbers, and the
-# floors they assert, were measured with it (notebook 04's do not hold on one thread).
+# NOTEBOOK_JOBS of them side by side; output is printed a notebook at a time. The lectures, as shipped (every
+# exercise a stub, every check on the reference) and in fast mode, run in the unit tests the way a learner runs
+# them: Run All in JupyterLab (tests/test_browser.py), which also fails on any error or stderr output. The
+# kernels keep torch's default number of threads: the solutions' numbers, and the floors they assert, were
+# measured with it (notebook 04's do not hold on one thread).
 NOTEBOOK_JOBS ?= 2
 RUNS := $(addprefix run/,$(sort $(wildcard solutions/*.ipynb)))
 
