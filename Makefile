@@ -81,10 +81,11 @@ $(BWRAP):
 # exercise a stub, every check on the reference) and in fast mode, run in the unit tests the way a learner runs
 # them: Run All in JupyterLab (tests/test_browser.py), which also fails on any error or stderr output.
 # Each kernel gets one thread (numpy's and torch's), so the two side by side fill the two cores without
-# oversubscribing them. Measured here, seconds per solution side by side with two threads each / one each:
-# 02 310 / 212, 03 140 / 83, 04 251 / 156, 05 520 / 332, 06 437 / 220. One thread adds the sums in another
-# order than a learner's two-thread kernel, so the trainings end elsewhere, as with another seed: make test
-# asserts every floor on a second training beside the one the text quotes (make bench runs that one).
+# oversubscribing them. Measured here in make test from a fresh clone, seconds per solution with two threads
+# each / one each: 02 369 / 233, 03 149 / 78, 04 245 / 184, 05 513 / 350, 06 422 / 234 (the whole make test
+# 22 min 25 s / 17 min 31 s). One thread adds the sums in another order than a learner's two-thread kernel,
+# so the trainings end elsewhere, as with another seed: make test asserts every floor on a second training
+# beside the one the text quotes (make bench runs that one).
 NOTEBOOK_JOBS ?= 2
 NOTEBOOK_THREADS ?= 1
 RUNS := $(addprefix run/,$(sort $(wildcard solutions/*.ipynb)))
