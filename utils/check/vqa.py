@@ -297,6 +297,10 @@ def _hop_test(N=None, L=None, dtype="float64", peak=None, gradients=True):
     import torch
 
     rtol, atol = (1e-9, 0.0) if dtype == "float64" else (1e-4, 1e-5)
+    if peak:  # float32 rounds a score of `peak` to within peak * 2^-24, and two correct hops that sum the scores'
+        # A terms in other orders differ by a few such roundings; where two locations' scores are close, that moves
+        # alpha and u_next by as much (5.6 * eps * peak at most over 30 000 random cases), so allow 16 of them.
+        atol += 16 * float(np.finfo(np.float32).eps) * peak
     gradient_tol = 1e-8 if dtype == "float64" else 1e-4  # relative to the largest entry of each gradient
 
     def test(trial):
