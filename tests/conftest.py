@@ -11,6 +11,18 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 
+def pytest_collection_modifyitems(items):
+    """The modules marked `runs_for(seconds=...)` (kernels, servers, browsers: each worth minutes of one test
+    worker) go first, longest first, then the rest in file order. `make unit` hands whole files to its workers
+    in this order (pytest-xdist's --dist loadfile --no-loadscope-reorder): started last, the longest of them kept
+    one worker busy minutes after the others ran out of files. The seconds are a scheduling hint, not a limit."""
+    def seconds(item):
+        marker = item.get_closest_marker("runs_for")
+        return marker.kwargs["seconds"] if marker else 0
+
+    items.sort(key=lambda item: -seconds(item))  # stable: the order within a file and among the rest is kept
+
+
 @pytest.fixture
 def torch_float64():
     """Compare in float64; restore the default afterwards so other tests in this process are unaffected."""

@@ -1,6 +1,10 @@
 """`make bench` keeps working: each section runs on tiny budgets and formats. No speed is asserted."""
 
+import pytest
+
 from utils import bench
+
+pytestmark = pytest.mark.runs_for(seconds=35)  # see conftest.py: started first
 
 
 def test_bench_sections_run_and_format():

@@ -15,6 +15,8 @@ from utils.lectures import ROOT
 
 from .jupyterlab import CHROMIUM, CHROMIUM_ARGS, LabServer
 
+pytestmark = pytest.mark.runs_for(seconds=250)  # see conftest.py: started first
+
 LECTURES = sorted((ROOT / "lectures").glob("*.ipynb"))
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
 TEXT_FALLBACKS = ("interactive(children=", "IntSlider(value=", "VBox(children=", "Error displaying widget",

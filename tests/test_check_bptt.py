@@ -10,6 +10,8 @@ from utils import check, layers
 
 from .check_cases import assert_check_fails, assert_check_passes
 
+pytestmark = pytest.mark.runs_for(seconds=100)  # see conftest.py: started first
+
 # ---- correct variants ---------------------------------------------------------------------------
 
 

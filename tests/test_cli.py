@@ -7,10 +7,13 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from utils import check
 from utils.lectures import ROOT
+
+pytestmark = pytest.mark.runs_for(seconds=150)  # see conftest.py: started first
 
 LECTURE = ROOT / "lectures" / "01_rnn_recurrence_and_hello.ipynb"
 SOLUTION = ROOT / "solutions" / "01_rnn_recurrence_and_hello.ipynb"

@@ -3,12 +3,15 @@
 import csv
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell
 
 from utils import check
 from utils.check.gradebook import rows
 
 from .test_cli import SOLUTION, _submission, run_cli
+
+pytestmark = pytest.mark.runs_for(seconds=60)  # see conftest.py: started first
 
 NOTEBOOK_01 = [ex.name for ex in check.exercises() if ex.notebook == "01"]
 

@@ -18,6 +18,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 from utils.check import sandbox, wire
 from utils.lectures import ROOT
 
+pytestmark = pytest.mark.runs_for(seconds=80)  # see conftest.py: started first
+
 SETUP = "import numpy as np\nfrom utils import check, layers\n"
 HONEST = textwrap.dedent("""
     def rnn_step_forward(x, prev_h, Wx, Wh, b):

@@ -20,6 +20,8 @@ import pytest
 from utils import check
 from utils.lectures import ROOT
 
+pytestmark = pytest.mark.runs_for(seconds=135)  # see conftest.py: started first
+
 NBGRADER = ROOT / "instructors" / "nbgrader"
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 GRADED = {"01": "01_rnn_recurrence_and_hello.ipynb", "03": "03_gradient_flow_lstm_gru.ipynb"}
