@@ -14,8 +14,9 @@ import torch  # noqa: E402
 def pytest_collection_modifyitems(items):
     """The modules marked `runs_for(seconds=...)` (kernels, servers, browsers: each worth minutes of one test
     worker) go first, longest first, then the rest in file order. `make unit` hands whole files to its workers
-    in this order (pytest-xdist's --dist loadfile --no-loadscope-reorder): started last, the longest of them kept
-    one worker busy minutes after the others ran out of files. The seconds are a scheduling hint, not a limit."""
+    in this order (pytest-xdist's --dist loadfile --no-loadscope-reorder): started last, as pytest-xdist's own order
+    (most tests first) left them, they kept one worker busy after the others had run out of files. The seconds
+    are a scheduling hint, not a limit."""
     def seconds(item):
         marker = item.get_closest_marker("runs_for")
         return marker.kwargs["seconds"] if marker else 0
